@@ -1,0 +1,105 @@
+"""Backbones: any Hugging Face model name or folder, or the offline `tiny` BERT built here.
+
+    tokenizer, model = load_backbone("bert-base-chinese", num_labels=2)
+    tokenizer, model = load_backbone("tiny", num_labels=12, multi_label=True)
+    save_tiny_backbone(Path("backbones/tiny"))  # an ordinary HF folder
+
+`tiny` needs no download: a character vocabulary (ASCII, CJK punctuation and full-width
+forms, CJK Unified Ideographs) and a 2-layer BertConfig, initialised from a fixed seed, so
+every Ray worker on every node builds the identical model without shipping files.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    BertTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+log = logging.getLogger(__name__)
+
+TINY = "tiny"
+TINY_SEED = 20240601
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+_CHAR_RANGES = (
+    (0x21, 0x7E),  # printable ASCII
+    (0x2010, 0x2027),  # general punctuation: dashes, quotes, ellipsis
+    (0x3000, 0x303F),  # CJK symbols and punctuation
+    (0xFF01, 0xFF5E),  # full-width ASCII forms (，！？：； ...)
+    (0x4E00, 0x9FFF),  # CJK Unified Ideographs
+)
+
+
+def tiny_vocab() -> list[str]:
+    """Special tokens, one token per character, and '##' pieces for ASCII letters/digits."""
+    chars = [chr(c) for lo, hi in _CHAR_RANGES for c in range(lo, hi + 1)]
+    pieces = [f"##{c}" for c in map(chr, range(0x21, 0x7F)) if c.isalnum()]
+    return [*SPECIAL_TOKENS, *chars, *pieces]
+
+
+def tiny_tokenizer(max_length: int = 512) -> PreTrainedTokenizerBase:
+    vocab = {token: i for i, token in enumerate(tiny_vocab())}
+    return BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=max_length)
+
+
+def tiny_config(num_labels: int, multi_label: bool) -> BertConfig:
+    return BertConfig(
+        vocab_size=len(tiny_vocab()),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=512,
+        num_labels=num_labels,
+        problem_type="multi_label_classification" if multi_label else "single_label_classification",
+    )
+
+
+def tiny_model(num_labels: int = 2, multi_label: bool = False) -> PreTrainedModel:
+    """The tiny BERT, identical on every call (seeded init, RNG state restored after)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TINY_SEED)
+        return BertForSequenceClassification(tiny_config(num_labels, multi_label))
+
+
+def save_tiny_backbone(out: Path) -> Path:
+    """Write the tiny backbone as an ordinary HF folder (weights, config, tokenizer)."""
+    out.mkdir(parents=True, exist_ok=True)
+    tiny_model().save_pretrained(out)
+    tiny_tokenizer().save_pretrained(out)
+    return out
+
+
+def load_backbone(
+    name_or_path: str, num_labels: int, multi_label: bool = False
+) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    """Tokenizer and a sequence classifier with a fresh `num_labels` head."""
+    if name_or_path == TINY:
+        return tiny_tokenizer(), tiny_model(num_labels, multi_label)
+    problem = "multi_label_classification" if multi_label else "single_label_classification"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            name_or_path, num_labels=num_labels, problem_type=problem,
+            ignore_mismatched_sizes=True,
+        )
+    except OSError as e:
+        raise BackboneError(
+            f"could not load backbone {name_or_path!r}: {e}. Give a local folder holding "
+            "config.json, weights and tokenizer files, a model name on a reachable Hugging "
+            f"Face hub (e.g. bert-base-chinese), or '{TINY}' for the offline tiny BERT."
+        ) from e
+    return tokenizer, model
+
+
+class BackboneError(RuntimeError):
+    """A backbone name or folder that cannot be loaded."""

@@ -1,0 +1,171 @@
+"""Training configuration: one frozen dataclass, loaded from YAML plus `key=value` overrides.
+
+    cfg = load_train_config("configs/quickstart.yaml", {"max_epochs": "3"})
+
+Every problem in a config is reported at once, naming the key (or flag) and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from valuecsv_ray.values import VALUE_IDS, parse_values
+
+MODES = ("binary", "multilabel")
+WEIGHTINGS = ("balanced", "none")
+
+
+def _f(default, help_: str, **kw):
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help_}, **kw)
+    return field(default=default, metadata={"help": help_}, **kw)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides what a training job does; written into every manifest."""
+
+    name: str = _f("valuecsv", "job name; the registry is RUNS_DIR/NAME, re-running resumes it")
+    runs_dir: str = _f("runs", "folder holding one registry per job name")
+    data: str = _f("sample", "annotated xlsx/csv/jsonl/parquet, or 'sample' (shipped)")
+    values: str = _f("all", "'all' or a comma list of value ids to train (binary mode)")
+    mode: str = _f("binary", "'binary': one evaluator per value; 'multilabel': one model, 12 outputs")
+    backbone: str = _f("tiny", "HF model name or folder (bert-base-chinese), or 'tiny' (offline)")
+    max_length: int = _f(512, "max tokens per text in training; longer texts are truncated")
+    batch_size: int = _f(16, "texts per batch per worker")
+    learning_rate: float = _f(2e-5, "AdamW peak learning rate")
+    weight_decay: float = _f(0.01, "AdamW weight decay")
+    warmup_ratio: float = _f(0.1, "share of steps with linear learning-rate warm-up")
+    max_epochs: int = _f(20, "upper bound on epochs")
+    patience: int = _f(5, "stop after this many epochs without a lower validation loss")
+    class_weighting: str = _f("balanced", "'balanced' weights classes by inverse frequency, or 'none'")
+    seed: int = _f(42, "seed for model init order and batch shuffling")
+    split_seed: int = _f(42, "seed of the train/validation/test split")
+    split_fractions: list = _f([0.7, 0.2, 0.1], "train/validation/test fractions")
+    limit_rows: int | None = _f(None, "use only the first N valid rows (quick runs)")
+    skip_bad_rows: bool = _f(False, "leave bad rows out (reported in bad_rows.csv) instead of failing")
+    num_workers: int = _f(1, "Ray Train workers per evaluator (DDP when > 1)")
+    use_gpu: bool = _f(False, "train on GPUs")
+    resources_per_worker: dict | None = _f(None, "e.g. {CPU: 1} or {GPU: 0.5}; default 1 CPU or 1 GPU")
+    max_concurrent: int = _f(4, "evaluators training at the same time (each run holds a controller)")
+    max_failures: int = _f(2, "worker failures each run recovers from (from its last checkpoint)")
+    checkpoints_to_keep: int = _f(2, "checkpoints kept per evaluator run")
+    storage_path: str | None = _f(None, "Ray Train storage (shared on multi-node); default RUNS_DIR/NAME/_ray")
+    torch_threads: int | None = _f(None, "torch CPU threads per worker; default from Ray's CPU share")
+
+    @property
+    def registry_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+    @property
+    def ray_storage(self) -> str:
+        return self.storage_path or str(self.registry_dir / "_ray")
+
+    @property
+    def task_ids(self) -> tuple[str, ...]:
+        """One Ray Train run per task: a value id each, or 'multilabel'."""
+        if self.mode == "multilabel":
+            return ("multilabel",)
+        return tuple(v.id for v in parse_values(self.values))
+
+    def problems(self) -> list[str]:
+        """Every invalid setting, each naming its key."""
+        out = []
+        positive = ("max_length", "batch_size", "max_epochs", "patience", "max_concurrent",
+                    "checkpoints_to_keep")
+        out += [f"{k} must be a positive integer, got {getattr(self, k)!r}"
+                for k in positive if not _is_int(getattr(self, k), 1)]
+        out += [f"{k} must be an integer >= 0, got {getattr(self, k)!r}"
+                for k in ("num_workers", "max_failures", "seed", "split_seed")
+                if not _is_int(getattr(self, k), 0)]
+        if self.mode not in MODES:
+            out.append(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.class_weighting not in WEIGHTINGS:
+            out.append(f"class_weighting must be one of {WEIGHTINGS}, got {self.class_weighting!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 1):
+            out.append(f"learning_rate must be in (0, 1), got {self.learning_rate!r}")
+        if not (isinstance(self.warmup_ratio, (int, float)) and 0 <= self.warmup_ratio < 1):
+            out.append(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
+        if self.max_length > 512 and self.backbone == "tiny":
+            out.append("max_length must be <= 512 for the tiny backbone (its position table)")
+        if self.limit_rows is not None and not _is_int(self.limit_rows, 10):
+            out.append(f"limit_rows must be an integer >= 10, got {self.limit_rows!r}")
+        if not (isinstance(self.split_fractions, (list, tuple)) and len(self.split_fractions) == 3
+                and abs(sum(self.split_fractions) - 1) < 1e-6
+                and all(f > 0 for f in self.split_fractions)):
+            out.append(f"split_fractions must be 3 positive numbers summing to 1, got {self.split_fractions!r}")
+        try:
+            parse_values(self.values)
+        except KeyError as e:
+            out.append(f"values: {e.args[0]}")
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            out.append(f"name must be a plain folder name, got {self.name!r}")
+        if self.resources_per_worker is not None and not isinstance(self.resources_per_worker, dict):
+            out.append("resources_per_worker must be a mapping such as {CPU: 1} or {GPU: 0.5}")
+        gpus = (self.resources_per_worker or {}).get("GPU", 1 if self.use_gpu else 0)
+        if self.num_workers > 1 and 0 < gpus < 1:
+            out.append("fractional GPUs work only with num_workers: 1 (NCCL needs a whole GPU per rank)")
+        return out
+
+    def worker_resources(self) -> dict:
+        if self.resources_per_worker:
+            return dict(self.resources_per_worker)
+        return {"GPU": 1} if self.use_gpu else {"CPU": 1}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ConfigError(ValueError):
+    """One or more invalid settings; the message lists all of them."""
+
+
+def _is_int(value, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def parse_overrides(pairs: tuple[str, ...] | list[str]) -> dict:
+    """'key=value' strings into a dict; values are parsed as YAML (3 -> int, [a, b] -> list)."""
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set max_epochs=3")
+        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+    return out
+
+
+def load_train_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
+    """Defaults, then the YAML file, then overrides; raises ConfigError listing every problem."""
+    settings: dict = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"cannot read config file {path}: {e}") from e
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
+        settings.update(loaded)
+    settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    known = [f.name for f in fields(TrainConfig)]
+    errors = []
+    for key in settings:
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
+            where = f" in {path}" if path else ""
+            errors.append(f"unknown setting {key!r}{where}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    if "values" in settings and isinstance(settings["values"], (list, tuple)):
+        settings["values"] = ",".join(map(str, settings["values"]))
+    if not errors:
+        cfg = TrainConfig(**settings)
+        errors = cfg.problems()
+    if errors:
+        raise ConfigError("invalid training config:\n  " + "\n  ".join(errors))
+    return cfg
+
+
+__all__ = ["TrainConfig", "ConfigError", "load_train_config", "parse_overrides", "VALUE_IDS"]

@@ -1,0 +1,265 @@
+"""Load and validate annotated data (xlsx, csv, jsonl, parquet) for training evaluators.
+
+    data = load_annotated("ValueCSV5000.xlsx")          # raises on bad rows
+    data = load_annotated(path, skip_bad_rows=True)      # bad rows listed in data.bad_rows
+
+A file holds a text column and the twelve label columns (`Prosperity_scr` ... as in
+ValueCSV5000), each 0 or 1. A trailing column-sum row (empty text, each label the sum of
+its column, as ValueCSV5000.xlsx ends) is recognised, excluded and logged. Every other
+bad row is an error naming file, row and column, or, with `skip_bad_rows`, a
+`BadRow` the caller writes to a report. Nothing is dropped silently.
+
+Row numbers follow what a user sees when opening the file: spreadsheet rows for xlsx
+and csv (the header is row 1), line numbers for jsonl, 0-based row index for parquet.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from valuecsv_ray.values import LABEL_COLUMNS, VALUES
+
+log = logging.getLogger(__name__)
+
+TEXT_COLUMN = "text"
+SAMPLE = "sample"  # name of the annotated sample that ships with the package
+SUFFIXES = (".xlsx", ".csv", ".jsonl", ".parquet")
+_MAX_ERRORS_SHOWN = 10
+
+
+class DataError(ValueError):
+    """An input file cannot be used as annotated data; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row left out of the data, with where it was and why."""
+
+    file: str
+    row: int
+    column: str
+    reason: str
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class AnnotatedData:
+    """Validated texts and their 0/1 labels, one column per value in `VALUES` order."""
+
+    source: str
+    texts: list[str]
+    labels: np.ndarray  # shape (n, 12), int8, columns in VALUES order
+    rows: list[int]  # the source row number of each sample
+    bad_rows: list[BadRow] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)  # rows recognised and left out
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the samples (texts and labels), independent of file format."""
+        h = hashlib.sha256()
+        for text, row in zip(self.texts, self.labels, strict=True):
+            h.update(text.encode("utf-8") + b"\x1f" + bytes(row.astype(np.uint8)) + b"\x1e")
+        return h.hexdigest()
+
+    def subset(self, n: int) -> AnnotatedData:
+        """The first n samples (for quick runs and tests)."""
+        return AnnotatedData(
+            self.source, self.texts[:n], self.labels[:n], self.rows[:n], self.bad_rows,
+            self.excluded,
+        )
+
+
+def sample_path() -> Path:
+    """The annotated sample shipped with the package (written for this project)."""
+    return Path(str(resources.files("valuecsv_ray") / "resources" / "sample_annotated.jsonl"))
+
+
+def resolve_data_path(spec: str | Path) -> Path:
+    """`sample` means the shipped sample; anything else is a path that must exist."""
+    path = sample_path() if str(spec) == SAMPLE else Path(spec).expanduser()
+    if not path.is_file():
+        raise DataError(
+            f"data file {path} does not exist. Pass --data PATH to an xlsx/csv/jsonl/parquet "
+            f"file, '--data {SAMPLE}' for the shipped sample, or run "
+            "`valuecsv-ray data fetch` to download ValueCSV5000.xlsx."
+        )
+    if path.suffix.lower() not in SUFFIXES:
+        raise DataError(f"{path}: unsupported file type {path.suffix!r}; use one of {SUFFIXES}")
+    return path
+
+
+def _read_table(path: Path) -> tuple[pd.DataFrame, list[int], list[BadRow]]:
+    """Read a file into a frame of raw cells, the row number of each, and unparsable rows."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return _read_jsonl(path)
+    if suffix == ".xlsx":
+        frame = pd.read_excel(path, dtype=object, engine="openpyxl")
+        offset = 2
+    elif suffix == ".csv":
+        frame = pd.read_csv(path, dtype=object, keep_default_na=False, encoding="utf-8")
+        offset = 2
+    else:
+        frame = pd.read_parquet(path)
+        offset = 0
+    return frame, [i + offset for i in range(len(frame))], []
+
+
+def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[int], list[BadRow]]:
+    records, rows, bad = [], [], []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                bad.append(BadRow(str(path), lineno, "", f"malformed JSON: {e.msg}", line[:80]))
+                continue
+            if not isinstance(record, dict):
+                bad.append(BadRow(str(path), lineno, "", "line is not a JSON object", line[:80]))
+                continue
+            records.append(record)
+            rows.append(lineno)
+    return pd.DataFrame.from_records(records), rows, bad
+
+
+def _is_blank(cell: object) -> bool:
+    return cell is None or (isinstance(cell, float) and math.isnan(cell)) or (
+        isinstance(cell, str) and not cell.strip()
+    )
+
+
+def _label(cell: object) -> int | None:
+    """0 or 1 from an int, an integral float or a digit string; None when not a label."""
+    if isinstance(cell, bool) or _is_blank(cell):
+        return None
+    try:
+        number = float(str(cell).strip()) if isinstance(cell, str) else float(cell)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number in (0.0, 1.0) else None
+
+
+def _check_columns(frame: pd.DataFrame, path: Path) -> None:
+    expected = (TEXT_COLUMN, *LABEL_COLUMNS)
+    if frame.empty and not len(frame.columns):
+        raise DataError(f"{path}: no rows found")
+    if path.suffix.lower() == ".jsonl":
+        return  # keys are checked per line: a line may lack one
+    missing = [c for c in expected if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {missing}. Found {list(frame.columns)}. "
+            f"Annotated data needs '{TEXT_COLUMN}' and one 0/1 column per value: "
+            f"{list(LABEL_COLUMNS)}."
+        )
+
+
+def _is_column_sum_row(frame: pd.DataFrame, i: int) -> bool:
+    """True when row i has no text and each label equals the sum of the rows above it."""
+    if not _is_blank(frame[TEXT_COLUMN].iloc[i]):
+        return False
+    above = frame.iloc[:i]
+    for column in LABEL_COLUMNS:
+        sums = pd.to_numeric(above[column], errors="coerce").sum()
+        cell = pd.to_numeric(pd.Series([frame[column].iloc[i]]), errors="coerce").iloc[0]
+        if pd.isna(cell) or float(cell) != float(sums):
+            return False
+    return True
+
+
+def _row_problems(record: dict, path: Path, row: int) -> list[BadRow]:
+    problems = []
+    text = record.get(TEXT_COLUMN)
+    preview = text[:80] if isinstance(text, str) else ""
+    if TEXT_COLUMN not in record:
+        problems.append(BadRow(str(path), row, TEXT_COLUMN, "missing column"))
+    elif not isinstance(text, str) or not text.strip():
+        problems.append(BadRow(str(path), row, TEXT_COLUMN, "empty or non-string text"))
+    for column in LABEL_COLUMNS:
+        if column not in record:
+            problems.append(BadRow(str(path), row, column, "missing column", preview))
+        elif _label(record[column]) is None:
+            cell = record[column]
+            reason = "empty label" if _is_blank(cell) else f"label {cell!r} is not 0 or 1"
+            problems.append(BadRow(str(path), row, column, reason, preview))
+    return problems
+
+
+def load_annotated(
+    spec: str | Path, *, skip_bad_rows: bool = False, limit: int | None = None
+) -> AnnotatedData:
+    """Load and validate an annotated file; see the module docstring for the rules."""
+    path = resolve_data_path(spec)
+    frame, row_numbers, bad = _read_table(path)
+    _check_columns(frame, path)
+    excluded = []
+    last = len(frame) - 1
+    if last > 0 and TEXT_COLUMN in frame.columns and _is_column_sum_row(frame, last):
+        note = f"{path} row {row_numbers[last]}: column-sum row (empty text, label totals)"
+        log.info("excluded %s; it is a summary, not a sample", note)
+        excluded.append(note)
+        frame, row_numbers = frame.iloc[:last], row_numbers[:last]
+    texts, labels, rows = [], [], []
+    for record, row in zip(frame.to_dict(orient="records"), row_numbers, strict=True):
+        record = {k: v for k, v in record.items() if not _is_absent(v, path)}
+        problems = _row_problems(record, path, row)
+        if problems:
+            bad.extend(problems)
+            continue
+        texts.append(record[TEXT_COLUMN])
+        labels.append([_label(record[c]) for c in LABEL_COLUMNS])
+        rows.append(row)
+    if bad and not skip_bad_rows:
+        raise DataError(_bad_rows_message(path, bad))
+    if bad:
+        log.warning("%s: %d problem(s) in bad rows left out; see the report", path, len(bad))
+    data = AnnotatedData(
+        str(path), texts, np.asarray(labels, dtype=np.int8).reshape(-1, len(VALUES)), rows,
+        bad, excluded,
+    )
+    if not len(data):
+        raise DataError(f"{path}: no valid samples left after validation")
+    return data.subset(limit) if limit else data
+
+
+def _is_absent(cell: object, path: Path) -> bool:
+    """A key missing from one jsonl line shows up as NaN after DataFrame.from_records."""
+    return path.suffix.lower() == ".jsonl" and isinstance(cell, float) and math.isnan(cell)
+
+
+def _bad_rows_message(path: Path, bad: list[BadRow]) -> str:
+    lines = [f"{path}: {len(bad)} problem(s) in {len({b.row for b in bad})} row(s):"]
+    lines += [
+        f"  row {b.row}" + (f", column '{b.column}'" if b.column else "") + f": {b.reason}"
+        for b in bad[:_MAX_ERRORS_SHOWN]
+    ]
+    if len(bad) > _MAX_ERRORS_SHOWN:
+        lines.append(f"  ... and {len(bad) - _MAX_ERRORS_SHOWN} more")
+    lines.append(
+        "Fix these rows, or pass --skip-bad-rows to leave them out; they are then written "
+        "to bad_rows.csv in the run folder with the reason."
+    )
+    return "\n".join(lines)
+
+
+def write_bad_rows(bad: list[BadRow], path: Path) -> None:
+    """Write the bad-row report as CSV (file, row, column, reason, text)."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "row", "column", "reason", "text"])
+        writer.writerows([b.file, b.row, b.column, b.reason, b.text] for b in bad)

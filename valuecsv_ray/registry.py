@@ -1,0 +1,195 @@
+"""The model registry: one folder per training job, one HF folder per evaluator, a manifest.
+
+    registry = load_registry("runs/valuecsv")      # refuses an incomplete folder
+    print(format_metrics_table(metrics_table(registry.manifest)))
+
+Layout of RUNS_DIR/NAME:
+
+    manifest.json               values, thresholds, metrics, backbone, data hash, split seed,
+                                resolved config, versions, per-evaluator training intervals
+    job.json                    what the job was started with (checked again on re-runs)
+    split.json                  row indices of train / validation / test
+    bad_rows.csv                rows left out with --skip-bad-rows, with the reason
+    evaluators/<value_id>/      binary mode: AutoModelForSequenceClassification folder
+    evaluators/multilabel/      multilabel mode: one folder, 12 sigmoid outputs
+        config.json  model.safetensors  tokenizer.json  tokenizer_config.json  evaluator.json
+    _ray/                       Ray Train runs and checkpoints (resume state)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from valuecsv_ray import __version__
+from valuecsv_ray.values import VALUE_IDS, value_by_id
+
+FORMAT = "valuecsv-ray/registry"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+JOB_FILE = "job.json"
+SPLIT_FILE = "split.json"
+BAD_ROWS_FILE = "bad_rows.csv"
+EVALUATORS = "evaluators"
+EVALUATOR_FILE = "evaluator.json"
+MODEL_FILES = ("config.json", "model.safetensors", "tokenizer_config.json", EVALUATOR_FILE)
+# settings that change what a job computes; the others (concurrency, retries) may differ on re-run
+RUNTIME_KEYS = ("max_concurrent", "max_failures", "storage_path", "runs_dir", "checkpoints_to_keep",
+                "num_workers", "use_gpu", "resources_per_worker", "torch_threads")
+
+
+class RegistryError(RuntimeError):
+    """A registry folder that is missing, incomplete or from a different job."""
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A complete registry: its folder and its manifest."""
+
+    path: Path
+    manifest: dict
+
+    @property
+    def registry_id(self) -> str:
+        return self.manifest["registry_id"]
+
+    def evaluator_dir(self, value_id: str) -> Path:
+        return self.path / self.manifest["evaluators"][value_id]["path"]
+
+
+def versions() -> dict[str, str]:
+    import ray
+    import torch
+    import transformers
+
+    return {"valuecsv_ray": __version__, "python": platform.python_version(), "ray": ray.__version__,
+            "torch": torch.__version__, "transformers": transformers.__version__,
+            "pandas": pd.__version__}
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write atomically, so a crash never leaves half a manifest."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def start_job(path: Path, job: dict) -> None:
+    """Record a new job, or check a re-run matches the recorded one (same data, same settings)."""
+    path.mkdir(parents=True, exist_ok=True)
+    job_file = path / JOB_FILE
+    if not job_file.exists():
+        write_json(job_file, job)
+        return
+    old = json.loads(job_file.read_text(encoding="utf-8"))
+    changed = [k for k in sorted(set(old["config"]) | set(job["config"]))
+               if k not in RUNTIME_KEYS and old["config"].get(k) != job["config"].get(k)]
+    if old["data"]["sha256"] != job["data"]["sha256"]:
+        changed.insert(0, "data (its sha256 differs)")
+    if changed:
+        raise RegistryError(
+            f"{path} holds job {old['config']['name']!r} started with different settings: "
+            f"{', '.join(changed)}. Re-run with the original settings to resume it, or choose "
+            "another --name (or delete the folder) to start a new job."
+        )
+
+
+def evaluator_done(path: Path, task_id: str) -> bool:
+    return (path / EVALUATORS / task_id / EVALUATOR_FILE).is_file()
+
+
+def add_evaluator(path: Path, task_id: str, final_dir: Path, result: dict, job: dict) -> None:
+    """Copy a finished model in (atomically, via a temp folder) with its evaluator.json."""
+    target = path / EVALUATORS / task_id
+    tmp = target.with_name(task_id + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(final_dir, tmp)
+    info = {
+        "task_id": task_id, "backbone": job["config"]["backbone"], "data_sha256": job["data"]["sha256"],
+        "split_seed": job["split"]["seed"], "valuecsv_ray": __version__, **result,
+    }
+    write_json(tmp / EVALUATOR_FILE, info)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+
+
+def write_manifest(path: Path, task_ids: tuple[str, ...]) -> dict:
+    """Gather job.json and every evaluator.json into manifest.json; returns the manifest."""
+    job = json.loads((path / JOB_FILE).read_text(encoding="utf-8"))
+    evaluators, missing = {}, []
+    for task_id in task_ids:
+        if not evaluator_done(path, task_id):
+            missing.append(task_id)
+            continue
+        info = json.loads((path / EVALUATORS / task_id / EVALUATOR_FILE).read_text(encoding="utf-8"))
+        for index, (value_id, ev) in enumerate(info["evaluators"].items()):
+            evaluators[value_id] = {
+                "path": f"{EVALUATORS}/{task_id}",
+                "output_index": index if task_id == "multilabel" else 1,
+                "threshold": ev["threshold"], "metrics": ev["metrics"],
+                **{k: info[k] for k in ("train_start", "train_end", "epochs_run", "best_epoch",
+                                        "stopped_early", "attempts", "history")},
+            }
+    values = [v for v in VALUE_IDS if v in evaluators]
+    body = {"format": FORMAT, "format_version": FORMAT_VERSION, "mode": job["config"]["mode"],
+            "complete": not missing, "missing": missing, "values": values,
+            "evaluators": evaluators, **{k: job[k] for k in ("config", "data", "split", "versions")},
+            "backbone": job["config"]["backbone"], "created": job["created"]}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    manifest = {"registry_id": f"{job['config']['name']}-{digest[:10]}", **body,
+                "written": time.time()}
+    write_json(path / MANIFEST, manifest)
+    return manifest
+
+
+def load_registry(path: str | Path) -> Registry:
+    """Open a registry; raise RegistryError naming every missing piece if it is incomplete."""
+    path = Path(path)
+    fix = f"Run `valuecsv-ray train --name {path.name} --runs-dir {path.parent}` to (re)build it."
+    if not (path / MANIFEST).is_file():
+        raise RegistryError(f"{path} is not a registry: {MANIFEST} is missing. {fix}")
+    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    problems = [f"evaluator {t!r} never finished training" for t in manifest.get("missing", [])]
+    for value_id, ev in manifest["evaluators"].items():
+        folder = path / ev["path"]
+        problems += [f"{value_id}: {folder / name} is missing" for name in MODEL_FILES
+                     if not (folder / name).is_file()]
+        if ev.get("threshold") is None:
+            problems.append(f"{value_id}: no decision threshold in the manifest")
+    if not manifest["evaluators"]:
+        problems.append("no evaluators")
+    if problems:
+        raise RegistryError(f"registry {path} is incomplete:\n  " + "\n  ".join(problems) + f"\n{fix}")
+    return Registry(path=path, manifest=manifest)
+
+
+def metrics_table(manifest: dict) -> pd.DataFrame:
+    """Per-value test metrics: value, level, acc, P, R, F1, AUC, threshold, n_test."""
+    rows = []
+    for value_id, ev in manifest["evaluators"].items():
+        value, m = value_by_id(value_id), ev["metrics"]
+        rows.append({"value": f"{value.en} {value.zh}", "level": value.level.value,
+                     "acc": m["accuracy"], "P": m["precision"], "R": m["recall"], "F1": m["f1"],
+                     "AUC": m["roc_auc"], "threshold": ev["threshold"], "n_test": m["n_test"],
+                     "n_pos": m["n_test_positive"]})
+    return pd.DataFrame(rows)
+
+
+def format_metrics_table(table: pd.DataFrame) -> str:
+    """The table as aligned text, with a macro-mean row."""
+    numeric = ["acc", "P", "R", "F1", "AUC", "threshold"]
+    shown = table.copy()
+    means = {"value": "macro mean", "level": "", "n_test": "", "n_pos": "",
+             **{c: pd.to_numeric(table[c], errors="coerce").mean() for c in numeric}}
+    shown = pd.concat([shown, pd.DataFrame([means])], ignore_index=True)
+    for c in numeric:
+        shown[c] = [f"{x:.3f}" if isinstance(x, float) and x == x else "-" for x in shown[c]]
+    return shown.to_string(index=False)

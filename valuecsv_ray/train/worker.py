@@ -1,0 +1,241 @@
+"""The Ray Train worker: fine-tune one evaluator (one value, or the multi-label model).
+
+    TorchTrainer(train_evaluator, train_loop_config=asdict(task), ...)
+
+Each epoch ends with `ray.train.report` and a checkpoint (rank 0 writes it), so a worker
+that dies is restarted by Ray Train from its last epoch, and a job re-run under the same
+name picks up where it stopped. Early stopping watches the loss over the whole validation
+set (each rank scores a shard; the sums are all-reduced). After training, rank 0 restores
+the best weights, picks the decision threshold on validation (max F1), measures the test
+split and reports a `final/` HF folder plus `result.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from transformers import get_linear_schedule_with_warmup
+
+from valuecsv_ray.backbone import load_backbone
+from valuecsv_ray.train.loop import (
+    encode,
+    loss_sums,
+    make_loss,
+    positive_probability,
+    predict_logits,
+    train_epoch,
+)
+from valuecsv_ray.train.metrics import best_f1_threshold, binary_metrics
+
+MULTILABEL = "multilabel"
+FINAL_DIR = "final"
+RESULT_FILE = "result.json"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What one Ray Train run trains; travels to the workers as `train_loop_config`."""
+
+    task_id: str  # a value id, or "multilabel"
+    value_ids: list[str]  # the model's outputs, in order
+    texts: dict[str, list[str]]  # per split part
+    targets: dict[str, list]  # per part: 0/1 per text (binary) or 12 of them (multilabel)
+    backbone: str
+    max_length: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    warmup_ratio: float
+    max_epochs: int
+    patience: int
+    class_weighting: str
+    seed: int
+    torch_threads: int | None = None
+
+    @property
+    def multi_label(self) -> bool:
+        return self.task_id == MULTILABEL
+
+
+@dataclass
+class Progress:
+    """Training state that survives restarts (stored in every checkpoint)."""
+
+    epoch: int = 0  # epochs completed
+    best_val_loss: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    started_at: float = field(default_factory=time.time)
+    history: list[dict] = field(default_factory=list)
+    attempts: list[dict] = field(default_factory=list)
+
+    def record(self, train_loss: float, val_loss: float) -> bool:
+        """Add an epoch; True when it is the best so far."""
+        improved = val_loss < self.best_val_loss
+        if improved:
+            self.best_val_loss, self.best_epoch, self.bad_epochs = val_loss, self.epoch, 0
+        else:
+            self.bad_epochs += 1
+        self.history.append({"epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss})
+        self.epoch += 1
+        return improved
+
+
+def train_evaluator(config: dict) -> None:
+    """Ray Train loop for one task; `config` is `asdict(TaskSpec)`."""
+    spec = TaskSpec(**config)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    if spec.torch_threads:
+        torch.set_num_threads(spec.torch_threads)
+    torch.manual_seed(spec.seed)
+    tokenizer, model = load_backbone(spec.backbone, len(spec.value_ids) if spec.multi_label else 2,
+                                     spec.multi_label)
+    ids = {part: encode(tokenizer, texts, spec.max_length) for part, texts in spec.texts.items()}
+    targets = {part: np.asarray(t) for part, t in spec.targets.items()}
+    device = ray.train.torch.get_device()
+    model = ray.train.torch.prepare_model(model)
+    core = getattr(model, "module", model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate,
+                                  weight_decay=spec.weight_decay)
+    steps = math.ceil(len(targets["train"]) // world / spec.batch_size) * spec.max_epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(spec.warmup_ratio * steps), steps)
+    progress, best_state = Progress(), None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as ckpt:
+            if (Path(ckpt) / FINAL_DIR).is_dir():  # finished before a crash: hand it back
+                _report_final_again(Path(ckpt), rank)
+                return
+            progress, best_state = _restore(Path(ckpt), core, optimizer, scheduler)
+    progress.attempts.append({"start_epoch": progress.epoch, "at": time.time(), "rank0": rank == 0})
+    loss_fn = make_loss(targets["train"], spec.multi_label, spec.class_weighting)
+    pad_id = tokenizer.pad_token_id
+    while progress.epoch < spec.max_epochs and progress.bad_epochs < spec.patience:
+        rng = np.random.default_rng(spec.seed + progress.epoch)
+        order = _shard(rng.permutation(len(targets["train"])), rank, world, equal=True)
+        train_loss = train_epoch(model, ids["train"], targets["train"], order, spec.batch_size,
+                                 optimizer, scheduler, loss_fn, device, pad_id)
+        train_loss = _all_mean(train_loss)
+        val_idx = _shard(np.arange(len(targets["validation"])), rank, world, equal=False)
+        logits = predict_logits(core, ids["validation"], val_idx, spec.batch_size, device, pad_id)
+        val_loss = _all_sum_ratio(*loss_sums(loss_fn, logits, targets["validation"][val_idx]))
+        if progress.record(train_loss, val_loss):
+            best_state = {k: v.detach().cpu().clone() for k, v in core.state_dict().items()}
+        if rank == 0:
+            print(f"[{spec.task_id}] epoch {progress.epoch}/{spec.max_epochs} "
+                  f"train_loss={train_loss:.4f} val_loss={val_loss:.4f} "
+                  f"best_epoch={progress.best_epoch + 1}", flush=True)
+        _report_epoch(progress, core, optimizer, scheduler, best_state, rank)
+    core.load_state_dict(best_state)
+    _finish(spec, core, tokenizer, ids, targets, progress, device, rank)
+
+
+def _shard(indices: np.ndarray, rank: int, world: int, equal: bool) -> np.ndarray:
+    """This rank's share; `equal` trims so every rank runs the same number of steps (DDP)."""
+    if equal:
+        indices = indices[: len(indices) // world * world]
+    return indices[rank::world]
+
+
+def _all_sum(values: list[float]) -> list[float]:
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _all_mean(value: float) -> float:
+    total, count = _all_sum([value, 1.0])
+    return total / count
+
+
+def _all_sum_ratio(numerator: float, denominator: float) -> float:
+    total, norm = _all_sum([numerator, denominator])
+    return total / norm
+
+
+def _report_epoch(progress, core, optimizer, scheduler, best_state, rank: int) -> None:
+    metrics = {"epoch": progress.epoch, **progress.history[-1]}
+    if rank != 0:
+        ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        save_file(_plain(core.state_dict()), d / "model.safetensors")
+        save_file(_plain(best_state), d / "best.safetensors")
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+                   d / "trainer_state.pt")
+        (d / "progress.json").write_text(json.dumps(asdict(progress)))
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp),
+                         checkpoint_dir_name=f"epoch_{progress.epoch:03d}")
+
+
+def _plain(state: dict) -> dict:
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def _restore(ckpt: Path, core, optimizer, scheduler) -> tuple[Progress, dict]:
+    core.load_state_dict(load_file(ckpt / "model.safetensors"))
+    state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    progress = Progress(**json.loads((ckpt / "progress.json").read_text()))
+    print(f"resuming from checkpoint {ckpt.name}: {progress.epoch} epoch(s) done", flush=True)
+    return progress, load_file(ckpt / "best.safetensors")
+
+
+def _finish(spec: TaskSpec, core, tokenizer, ids, targets, progress, device, rank: int) -> None:
+    """Rank 0: thresholds on validation, metrics on test, the final HF folder."""
+    if rank != 0:
+        ray.train.report({"final": True})
+        return
+    probs = {
+        part: positive_probability(
+            predict_logits(core, ids[part], np.arange(len(targets[part])), spec.batch_size,
+                           device, tokenizer.pad_token_id), spec.multi_label)
+        for part in ("validation", "test")
+    }
+    evaluators = {}
+    for j, value_id in enumerate(spec.value_ids):
+        column = (lambda a: a[:, j]) if spec.multi_label else (lambda a: a)
+        threshold = best_f1_threshold(column(targets["validation"]), column(probs["validation"]))
+        evaluators[value_id] = {
+            "threshold": threshold,
+            "metrics": binary_metrics(column(targets["test"]), column(probs["test"]), threshold),
+        }
+    labels = spec.value_ids if spec.multi_label else [f"not_{spec.value_ids[0]}", spec.value_ids[0]]
+    core.config.id2label = dict(enumerate(labels))
+    core.config.label2id = {label: i for i, label in enumerate(labels)}
+    result = {
+        "task_id": spec.task_id, "evaluators": evaluators, "train_start": progress.started_at,
+        "train_end": time.time(), "epochs_run": progress.epoch, "best_epoch": progress.best_epoch,
+        "best_val_loss": progress.best_val_loss, "stopped_early": progress.epoch < spec.max_epochs,
+        "history": progress.history, "attempts": progress.attempts,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        core.save_pretrained(Path(tmp) / FINAL_DIR)
+        tokenizer.save_pretrained(Path(tmp) / FINAL_DIR)
+        (Path(tmp) / RESULT_FILE).write_text(json.dumps(result, indent=2))
+        ray.train.report({"final": True}, checkpoint=ray.train.Checkpoint.from_directory(tmp),
+                         checkpoint_dir_name=FINAL_DIR)
+
+
+def _report_final_again(ckpt: Path, rank: int) -> None:
+    if rank != 0:
+        ray.train.report({"final": True})
+        return
+    ray.train.report({"final": True}, checkpoint=ray.train.Checkpoint.from_directory(str(ckpt)),
+                     checkpoint_dir_name=f"{FINAL_DIR}_again")
