@@ -120,6 +120,9 @@ class TrainConfig:
         return asdict(self)
 
 
+_FLOAT_KEYS = ("learning_rate", "weight_decay", "warmup_ratio")
+
+
 class ConfigError(ValueError):
     """One or more invalid settings; the message lists all of them."""
 
@@ -135,8 +138,18 @@ def parse_overrides(pairs: tuple[str, ...] | list[str]) -> dict:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set max_epochs=3")
-        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        out[key.strip()] = _scalar(yaml.safe_load(raw)) if raw.strip() else None
     return out
+
+
+def _scalar(value):
+    """YAML 1.1 reads '1e-3' as a string; read number-like strings as numbers."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def load_train_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
@@ -151,6 +164,7 @@ def load_train_config(path: str | Path | None = None, overrides: dict | None = N
             raise ConfigError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
         settings.update(loaded)
     settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    settings = {k: _scalar(v) if k in _FLOAT_KEYS else v for k, v in settings.items()}
     known = [f.name for f in fields(TrainConfig)]
     errors = []
     for key in settings:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -119,7 +121,8 @@ def train_evaluator(config: dict) -> None:
                 _report_final_again(Path(ckpt), rank)
                 return
             progress, best_state = _restore(Path(ckpt), core, optimizer, scheduler)
-    progress.attempts.append({"start_epoch": progress.epoch, "at": time.time(), "rank0": rank == 0})
+    progress.attempts.append({"start_epoch": progress.epoch, "at": time.time(), "pid": os.getpid(),
+                              "node": socket.gethostname()})
     loss_fn = make_loss(targets["train"], spec.multi_label, spec.class_weighting)
     pad_id = tokenizer.pad_token_id
     while progress.epoch < spec.max_epochs and progress.bad_epochs < spec.patience:

@@ -1,0 +1,153 @@
+"""Ray Train, for real on a local Ray instance: concurrency, checkpoints, restarts, resume."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from valuecsv_ray.cli import main
+from valuecsv_ray.config import load_train_config
+from valuecsv_ray.registry import EVALUATORS, EVALUATOR_FILE, RegistryError, load_registry
+from valuecsv_ray.train.runner import train_all
+from valuecsv_ray.values import VALUE_IDS
+
+pytestmark = pytest.mark.ray
+THREE = ("prosperity", "freedom", "rule_of_law")
+
+
+def _config(tmp, shared_data, **overrides):
+    settings = dict(
+        runs_dir=str(tmp), data=str(shared_data / "ValueCSV5000.xlsx"), limit_rows=240,
+        backbone="tiny", max_length=64, batch_size=16, learning_rate=1e-3, max_epochs=4,
+        patience=5, resources_per_worker={"CPU": 0.5}, max_concurrent=3, torch_threads=1,
+    )
+    return load_train_config(None, {**settings, **overrides})
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory, shared_data, ray_local):
+    """Three evaluators trained concurrently on a ValueCSV5000 subset."""
+    cfg = _config(tmp_path_factory.mktemp("runs"), shared_data, name="three", values=",".join(THREE))
+    started = time.time()
+    path = train_all(cfg)
+    return cfg, path, time.time() - started
+
+
+def test_three_evaluators_train_concurrently(three):
+    _, path, _ = three
+    evaluators = load_registry(path).manifest["evaluators"]
+    starts = [e["train_start"] for e in evaluators.values()]
+    ends = [e["train_end"] for e in evaluators.values()]
+    assert max(starts) < min(ends), f"training intervals do not all overlap: {starts} {ends}"
+
+
+def test_training_loss_falls(three):
+    _, path, _ = three
+    for value_id, ev in load_registry(path).manifest["evaluators"].items():
+        losses = [h["train_loss"] for h in ev["history"]]
+        assert len(losses) == 4
+        assert losses[-1] < losses[0], f"{value_id}: train loss did not fall: {losses}"
+
+
+def test_evaluators_load_with_plain_from_pretrained(three):
+    _, path, _ = three
+    registry = load_registry(path)
+    for value_id in THREE:
+        folder = registry.evaluator_dir(value_id)
+        assert (folder / "model.safetensors").is_file()
+        model = AutoModelForSequenceClassification.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        logits = model(**tokenizer(["依法治国，公正司法。"], return_tensors="pt")).logits
+        assert logits.shape == (1, 2)
+        assert model.config.id2label[1] == value_id
+
+
+def test_manifest_is_complete(three):
+    cfg, path, _ = three
+    m = load_registry(path).manifest
+    assert m["complete"] and m["values"] == list(THREE)
+    for key in ("registry_id", "backbone", "data", "split", "config", "versions", "created"):
+        assert m[key], key
+    assert m["data"]["n_samples"] == 240 and len(m["data"]["sha256"]) == 64
+    assert m["split"]["seed"] == cfg.split_seed and sum(m["split"]["counts"].values()) == 240
+    assert set(m["versions"]) >= {"valuecsv_ray", "torch", "transformers", "ray", "python"}
+    assert m["config"]["max_length"] == 64
+    for ev in m["evaluators"].values():
+        assert 0 < ev["threshold"] < 1
+        assert set(ev["metrics"]) >= {"accuracy", "precision", "recall", "f1", "roc_auc", "n_test"}
+        assert ev["train_start"] < ev["train_end"]
+    split = json.loads((path / "split.json").read_text())
+    assert sorted(sum(split["indices"].values(), [])) == list(range(240))
+
+
+def test_rerun_of_finished_job_does_not_retrain(three):
+    cfg, path, _ = three
+    stamps = {v: (path / EVALUATORS / v / EVALUATOR_FILE).stat().st_mtime_ns for v in THREE}
+    checkpoints = sorted(p.name for p in (path / "_ray").rglob("epoch_*"))
+    started = time.time()
+    train_all(cfg)
+    assert time.time() - started < 15, "a finished job was trained again"
+    assert stamps == {v: (path / EVALUATORS / v / EVALUATOR_FILE).stat().st_mtime_ns for v in THREE}
+    assert checkpoints == sorted(p.name for p in (path / "_ray").rglob("epoch_*"))
+
+
+def test_rerun_with_changed_settings_is_refused(three, shared_data):
+    cfg, path, _ = three
+    changed = _config(path.parent, shared_data, name=cfg.name, values=",".join(THREE), max_length=32)
+    with pytest.raises(RegistryError, match="max_length"):
+        train_all(changed)
+
+
+def test_registry_show_prints_the_metrics_table(three):
+    _, path, _ = three
+    result = CliRunner().invoke(main, ["registry", "show", str(path)])
+    assert result.exit_code == 0, result.output
+    for text in ("Prosperity 富强", "Freedom 自由", "Rule of Law 法治", "macro mean", "AUC", "n_test"):
+        assert text in result.output
+
+
+def test_killed_worker_restarts_from_checkpoint(tmp_path, shared_data, ray_local):
+    cfg = _config(tmp_path, shared_data, name="killed", values="justice", max_length=128,
+                  max_epochs=5, max_failures=1, resources_per_worker={"CPU": 1})
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(path=train_all(cfg)))
+    thread.start()
+    first = tmp_path / "killed" / "_ray" / "killed-justice" / "epoch_001"
+    deadline = time.time() + 300
+    while not first.exists() and time.time() < deadline and thread.is_alive():
+        time.sleep(0.2)
+    assert first.exists(), "no first checkpoint appeared"
+    time.sleep(0.5)  # let the report finish writing progress.json
+    pid = json.loads((first / "progress.json").read_text())["attempts"][-1]["pid"]
+    os.kill(pid, signal.SIGKILL)  # the rank-0 training worker of this run
+    thread.join(timeout=600)
+    assert "path" in outcome, "training did not complete after the worker was killed"
+    ev = load_registry(outcome["path"]).manifest["evaluators"]["justice"]
+    assert len(ev["attempts"]) == 2, ev["attempts"]
+    assert ev["attempts"][1]["start_epoch"] >= 1, "restart did not resume from a checkpoint"
+    assert [h["epoch"] for h in ev["history"]] == list(range(5)), "epochs repeated or lost"
+
+
+def test_multilabel_mode_produces_a_loadable_registry(tmp_path, shared_data, ray_local):
+    args = ["train", "--mode", "multilabel", "--name", "ml", "--runs-dir", str(tmp_path),
+            "--data", str(shared_data / "ValueCSV5000.xlsx"), "--limit-rows", "240",
+            "--max-epochs", "2", "--max-length", "64", "--set", "learning_rate=1e-3",
+            "--set", "resources_per_worker={CPU: 1}"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "macro mean" in result.output
+    registry = load_registry(tmp_path / "ml")
+    assert registry.manifest["mode"] == "multilabel" and registry.manifest["values"] == list(VALUE_IDS)
+    folder = registry.evaluator_dir("freedom")
+    assert folder.name == "multilabel"
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    assert model.config.num_labels == 12
+    assert model.config.problem_type == "multi_label_classification"
+    assert [model.config.id2label[i] for i in range(12)] == list(VALUE_IDS)
+    indices = [registry.manifest["evaluators"][v]["output_index"] for v in VALUE_IDS]
+    assert indices == list(range(12))
