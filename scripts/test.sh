@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Run the test suite: installs the project with its dev extras into .venv, then pytest.
+# Real-data tests read ../shared/data (skipped where it is absent, required under CI=true).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q torch==2.13.0   # CPU build first, so nothing pulls CUDA wheels
+python -m pip install -q -e ".[dev]"
+export RAY_AUTH_MODE=disabled TOKENIZERS_PARALLELISM=false
+ruff check valuecsv_ray jobs tests
+python -m pytest -q "$@"
