@@ -42,7 +42,7 @@ class TrainConfig:
     warmup_ratio: float = _f(0.1, "share of steps with linear learning-rate warm-up")
     max_epochs: int = _f(20, "upper bound on epochs")
     patience: int = _f(5, "stop after this many epochs without a lower validation loss")
-    class_weighting: str = _f("balanced", "'balanced' weights classes by inverse frequency, or 'none'")
+    class_weighting: str = _f("balanced", "'balanced': classes weighted by inverse frequency; 'none'")
     seed: int = _f(42, "seed for model init order and batch shuffling")
     split_seed: int = _f(42, "seed of the train/validation/test split")
     split_fractions: list = _f([0.7, 0.2, 0.1], "train/validation/test fractions")
@@ -54,7 +54,7 @@ class TrainConfig:
     max_concurrent: int = _f(4, "evaluators training at the same time (each run holds a controller)")
     max_failures: int = _f(2, "worker failures each run recovers from (from its last checkpoint)")
     checkpoints_to_keep: int = _f(2, "checkpoints kept per evaluator run")
-    storage_path: str | None = _f(None, "Ray Train storage (shared on multi-node); default RUNS_DIR/NAME/_ray")
+    storage_path: str | None = _f(None, "Ray Train storage, shared on multi-node; default RUNS_DIR/NAME/_ray")
     torch_threads: int | None = _f(None, "torch CPU threads per worker; default from Ray's CPU share")
 
     @property
@@ -97,7 +97,8 @@ class TrainConfig:
         if not (isinstance(self.split_fractions, (list, tuple)) and len(self.split_fractions) == 3
                 and abs(sum(self.split_fractions) - 1) < 1e-6
                 and all(f > 0 for f in self.split_fractions)):
-            out.append(f"split_fractions must be 3 positive numbers summing to 1, got {self.split_fractions!r}")
+            out.append("split_fractions must be 3 positive numbers summing to 1, "
+                       f"got {self.split_fractions!r}")
         try:
             parse_values(self.values)
         except KeyError as e:
@@ -171,7 +172,8 @@ def load_train_config(path: str | Path | None = None, overrides: dict | None = N
         if key not in known:
             hint = difflib.get_close_matches(key, known, n=1)
             where = f" in {path}" if path else ""
-            errors.append(f"unknown setting {key!r}{where}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+            errors.append(f"unknown setting {key!r}{where}{suggestion}")
     if "values" in settings and isinstance(settings["values"], (list, tuple)):
         settings["values"] = ",".join(map(str, settings["values"]))
     if not errors:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+
 def encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
     """Token ids per text, truncated to max_length, not padded (batches pad themselves)."""
     return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]

@@ -213,11 +213,11 @@ def _finish(spec: TaskSpec, core, tokenizer, ids, targets, progress, device, ran
     }
     evaluators = {}
     for j, value_id in enumerate(spec.value_ids):
-        column = (lambda a: a[:, j]) if spec.multi_label else (lambda a: a)
-        threshold = best_f1_threshold(column(targets["validation"]), column(probs["validation"]))
+        truth = {p: targets[p][:, j] if spec.multi_label else targets[p] for p in probs}
+        prob = {p: probs[p][:, j] if spec.multi_label else probs[p] for p in probs}
+        threshold = best_f1_threshold(truth["validation"], prob["validation"])
         evaluators[value_id] = {
-            "threshold": threshold,
-            "metrics": binary_metrics(column(targets["test"]), column(probs["test"]), threshold),
+            "threshold": threshold, "metrics": binary_metrics(truth["test"], prob["test"], threshold),
         }
     labels = spec.value_ids if spec.multi_label else [f"not_{spec.value_ids[0]}", spec.value_ids[0]]
     core.config.id2label = dict(enumerate(labels))
