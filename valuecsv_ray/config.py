@@ -90,13 +90,14 @@ class TrainConfig:
             out.append(f"learning_rate must be in (0, 1), got {self.learning_rate!r}")
         if not (isinstance(self.warmup_ratio, (int, float)) and 0 <= self.warmup_ratio < 1):
             out.append(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
-        if self.max_length > 512 and self.backbone == "tiny":
+        if _is_int(self.max_length, 513) and self.backbone == "tiny":
             out.append("max_length must be <= 512 for the tiny backbone (its position table)")
         if self.limit_rows is not None and not _is_int(self.limit_rows, 10):
             out.append(f"limit_rows must be an integer >= 10, got {self.limit_rows!r}")
-        if not (isinstance(self.split_fractions, (list, tuple)) and len(self.split_fractions) == 3
-                and abs(sum(self.split_fractions) - 1) < 1e-6
-                and all(f > 0 for f in self.split_fractions)):
+        fractions = self.split_fractions
+        if not (isinstance(fractions, (list, tuple)) and len(fractions) == 3
+                and all(isinstance(f, (int, float)) and f > 0 for f in fractions)
+                and abs(sum(fractions) - 1) < 1e-6):
             out.append("split_fractions must be 3 positive numbers summing to 1, "
                        f"got {self.split_fractions!r}")
         try:
@@ -105,10 +106,15 @@ class TrainConfig:
             out.append(f"values: {e.args[0]}")
         if not self.name or "/" in self.name or self.name.startswith("."):
             out.append(f"name must be a plain folder name, got {self.name!r}")
-        if self.resources_per_worker is not None and not isinstance(self.resources_per_worker, dict):
+        resources = self.resources_per_worker
+        if resources is not None and not (
+            isinstance(resources, dict)
+            and all(isinstance(v, (int, float)) and v >= 0 for v in resources.values())
+        ):
             out.append("resources_per_worker must be a mapping such as {CPU: 1} or {GPU: 0.5}")
-        gpus = (self.resources_per_worker or {}).get("GPU", 1 if self.use_gpu else 0)
-        if self.num_workers > 1 and 0 < gpus < 1:
+            resources = None
+        gpus = (resources or {}).get("GPU", 1 if self.use_gpu else 0)
+        if _is_int(self.num_workers, 2) and 0 < gpus < 1:
             out.append("fractional GPUs work only with num_workers: 1 (NCCL needs a whole GPU per rank)")
         return out
 
@@ -176,9 +182,8 @@ def load_train_config(path: str | Path | None = None, overrides: dict | None = N
             errors.append(f"unknown setting {key!r}{where}{suggestion}")
     if "values" in settings and isinstance(settings["values"], (list, tuple)):
         settings["values"] = ",".join(map(str, settings["values"]))
-    if not errors:
-        cfg = TrainConfig(**settings)
-        errors = cfg.problems()
+    cfg = TrainConfig(**{k: v for k, v in settings.items() if k in known})
+    errors += cfg.problems()
     if errors:
         raise ConfigError("invalid training config:\n  " + "\n  ".join(errors))
     return cfg

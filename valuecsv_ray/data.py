@@ -101,8 +101,12 @@ def resolve_data_path(spec: str | Path) -> Path:
     return path
 
 
-def _read_table(path: Path) -> tuple[pd.DataFrame, list[int], list[BadRow]]:
-    """Read a file into a frame of raw cells, the row number of each, and unparsable rows."""
+def _read_table(path: Path) -> tuple[list[dict], list[int], list[BadRow]]:
+    """Read a file into records of raw cells, the row number of each, and unparsable rows.
+
+    A key absent from a record means a missing field (possible in jsonl only); a present key
+    holding None/NaN means an empty cell.
+    """
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         return _read_jsonl(path)
@@ -115,10 +119,11 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[int], list[BadRow]]:
     else:
         frame = pd.read_parquet(path)
         offset = 0
-    return frame, [i + offset for i in range(len(frame))], []
+    _check_columns(list(frame.columns), path)
+    return frame.to_dict(orient="records"), [i + offset for i in range(len(frame))], []
 
 
-def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[int], list[BadRow]]:
+def _read_jsonl(path: Path) -> tuple[list[dict], list[int], list[BadRow]]:
     records, rows, bad = [], [], []
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
@@ -134,7 +139,7 @@ def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[int], list[BadRow]]:
                 continue
             records.append(record)
             rows.append(lineno)
-    return pd.DataFrame.from_records(records), rows, bad
+    return records, rows, bad
 
 
 def _is_blank(cell: object) -> bool:
@@ -154,30 +159,34 @@ def _label(cell: object) -> int | None:
     return int(number) if number in (0.0, 1.0) else None
 
 
-def _check_columns(frame: pd.DataFrame, path: Path) -> None:
-    expected = (TEXT_COLUMN, *LABEL_COLUMNS)
-    if frame.empty and not len(frame.columns):
-        raise DataError(f"{path}: no rows found")
-    if path.suffix.lower() == ".jsonl":
-        return  # keys are checked per line: a line may lack one
-    missing = [c for c in expected if c not in frame.columns]
+def _check_columns(columns: list, path: Path) -> None:
+    """Tabular files must have every column (jsonl lines are checked one by one)."""
+    missing = [c for c in (TEXT_COLUMN, *LABEL_COLUMNS) if c not in columns]
     if missing:
         raise DataError(
-            f"{path}: missing column(s) {missing}. Found {list(frame.columns)}. "
+            f"{path}: missing column(s) {missing}. Found {columns}. "
             f"Annotated data needs '{TEXT_COLUMN}' and one 0/1 column per value: "
             f"{list(LABEL_COLUMNS)}."
         )
 
 
-def _is_column_sum_row(frame: pd.DataFrame, i: int) -> bool:
-    """True when row i has no text and each label equals the sum of the rows above it."""
-    if not _is_blank(frame[TEXT_COLUMN].iloc[i]):
+def _number(cell: object) -> float | None:
+    try:
+        number = float(cell)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _is_column_sum_row(records: list[dict]) -> bool:
+    """True when the last record has no text and each label sums the labels above it."""
+    last, above = records[-1], records[:-1]
+    if not _is_blank(last.get(TEXT_COLUMN)) or not above:
         return False
-    above = frame.iloc[:i]
     for column in LABEL_COLUMNS:
-        sums = pd.to_numeric(above[column], errors="coerce").sum()
-        cell = pd.to_numeric(pd.Series([frame[column].iloc[i]]), errors="coerce").iloc[0]
-        if pd.isna(cell) or float(cell) != float(sums):
+        cell = _number(last.get(column))
+        total = sum(_number(r.get(column)) or 0.0 for r in above)
+        if cell is None or cell != total:
             return False
     return True
 
@@ -205,18 +214,17 @@ def load_annotated(
 ) -> AnnotatedData:
     """Load and validate an annotated file; see the module docstring for the rules."""
     path = resolve_data_path(spec)
-    frame, row_numbers, bad = _read_table(path)
-    _check_columns(frame, path)
+    records, row_numbers, bad = _read_table(path)
+    if not records and not bad:
+        raise DataError(f"{path}: no rows found")
     excluded = []
-    last = len(frame) - 1
-    if last > 0 and TEXT_COLUMN in frame.columns and _is_column_sum_row(frame, last):
-        note = f"{path} row {row_numbers[last]}: column-sum row (empty text, label totals)"
+    if records and _is_column_sum_row(records):
+        note = f"{path} row {row_numbers[-1]}: column-sum row (empty text, label totals)"
         log.info("excluded %s; it is a summary, not a sample", note)
         excluded.append(note)
-        frame, row_numbers = frame.iloc[:last], row_numbers[:last]
+        records, row_numbers = records[:-1], row_numbers[:-1]
     texts, labels, rows = [], [], []
-    for record, row in zip(frame.to_dict(orient="records"), row_numbers, strict=True):
-        record = {k: v for k, v in record.items() if not _is_absent(v, path)}
+    for record, row in zip(records, row_numbers, strict=True):
         problems = _row_problems(record, path, row)
         if problems:
             bad.extend(problems)
@@ -235,11 +243,6 @@ def load_annotated(
     if not len(data):
         raise DataError(f"{path}: no valid samples left after validation")
     return data.subset(limit) if limit else data
-
-
-def _is_absent(cell: object, path: Path) -> bool:
-    """A key missing from one jsonl line shows up as NaN after DataFrame.from_records."""
-    return path.suffix.lower() == ".jsonl" and isinstance(cell, float) and math.isnan(cell)
 
 
 def _bad_rows_message(path: Path, bad: list[BadRow]) -> str:

@@ -12,7 +12,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from valuecsv_ray.cli import main
 from valuecsv_ray.config import load_train_config
-from valuecsv_ray.registry import EVALUATORS, EVALUATOR_FILE, RegistryError, load_registry
+from valuecsv_ray.registry import EVALUATOR_FILE, EVALUATORS, RegistryError, load_registry
 from valuecsv_ray.train.runner import train_all
 from valuecsv_ray.values import VALUE_IDS
 

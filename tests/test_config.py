@@ -1,0 +1,146 @@
+"""Training configuration: defaults, YAML plus overrides, and errors that name the key."""
+
+from pathlib import Path
+
+import pytest
+
+from valuecsv_ray.config import ConfigError, TrainConfig, load_train_config, parse_overrides
+from valuecsv_ray.values import VALUE_IDS, VALUES
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_defaults_validate():
+    assert TrainConfig().problems() == []
+    cfg = load_train_config()
+    assert cfg == TrainConfig()
+    assert cfg.task_ids == VALUE_IDS
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("name: small\nmax_epochs: 3\nbatch_size: 8\nlearning_rate: 1e-3\n", encoding="utf-8")
+    cfg = load_train_config(path, {"max_epochs": 5, "seed": None})
+    assert (cfg.name, cfg.max_epochs, cfg.batch_size, cfg.seed) == ("small", 5, 8, 42)
+    assert cfg.learning_rate == pytest.approx(1e-3)  # YAML 1.1 reads 1e-3 as a string
+    assert isinstance(cfg.learning_rate, float)
+    assert cfg.registry_dir == Path("runs") / "small"
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("lerning_rate: 0.001\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_train_config(path)
+    assert "'lerning_rate'" in str(e.value)
+    assert str(path) in str(e.value)
+    assert "did you mean 'learning_rate'?" in str(e.value)
+
+
+def test_every_invalid_setting_is_reported_at_once():
+    bad = {
+        "batch_size": 0,
+        "mode": "both",
+        "learning_rate": 5.0,
+        "values": "kindness",
+        "split_fractions": [0.5, 0.5, 0.5],
+        "name": "a/b",
+        "class_weighting": "auto",
+    }
+    with pytest.raises(ConfigError) as e:
+        load_train_config(None, bad)
+    message = str(e.value)
+    for key in bad:
+        assert key in message, key
+    assert len(message.splitlines()) == 1 + len(bad)
+
+
+def test_unknown_key_and_invalid_values_are_reported_together():
+    with pytest.raises(ConfigError) as e:
+        load_train_config(None, {"lerning_rate": 0.1, "batch_size": 0})
+    assert "lerning_rate" in str(e.value) and "batch_size" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"max_length": "long"},
+        {"num_workers": "two"},
+        {"split_fractions": ["a", "b", "c"]},
+        {"resources_per_worker": ["CPU"]},
+    ],
+)
+def test_wrong_types_are_config_errors(override):
+    with pytest.raises(ConfigError, match=next(iter(override))):
+        load_train_config(None, override)
+
+
+def test_parse_overrides_reads_yaml_values():
+    got = parse_overrides(
+        [
+            "learning_rate=1e-3",
+            "max_epochs=3",
+            "values=[freedom, justice]",
+            "limit_rows=",
+            "use_gpu=true",
+            "name=demo",
+        ]
+    )
+    assert got == {
+        "learning_rate": 1e-3,
+        "max_epochs": 3,
+        "values": ["freedom", "justice"],
+        "limit_rows": None,
+        "use_gpu": True,
+        "name": "demo",
+    }
+    assert isinstance(got["learning_rate"], float)
+    assert isinstance(got["max_epochs"], int)
+
+
+def test_parse_overrides_needs_key_value():
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_overrides(["max_epochs"])
+
+
+def test_values_list_in_yaml_becomes_comma_string(tmp_path):
+    chosen = [VALUES[6], VALUES[4]]
+    path = tmp_path / "job.yaml"
+    path.write_text(f"values: [{chosen[0].id}, {chosen[1].zh}]\n", encoding="utf-8")
+    cfg = load_train_config(path)
+    assert cfg.values == f"{chosen[0].id},{chosen[1].zh}"
+    assert cfg.task_ids == (VALUES[4].id, VALUES[6].id)  # canonical order
+
+
+def test_task_ids_multilabel():
+    assert load_train_config(None, {"mode": "multilabel", "values": "all"}).task_ids == ("multilabel",)
+
+
+def test_fractional_gpu_needs_a_single_worker():
+    ok = load_train_config(None, {"use_gpu": True, "resources_per_worker": {"GPU": 0.5}})
+    assert ok.worker_resources() == {"GPU": 0.5}
+    with pytest.raises(ConfigError, match="fractional GPUs"):
+        load_train_config(None, {"num_workers": 2, "resources_per_worker": {"GPU": 0.5}})
+
+
+def test_worker_resources_default():
+    assert TrainConfig().worker_resources() == {"CPU": 1}
+    assert TrainConfig(use_gpu=True).worker_resources() == {"GPU": 1}
+
+
+def test_unreadable_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_train_config(tmp_path / "missing.yaml")
+    not_a_mapping = tmp_path / "list.yaml"
+    not_a_mapping.write_text("- a\n- b\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_train_config(not_a_mapping)
+
+
+def test_every_shipped_config_loads():
+    paths = sorted(CONFIGS.glob("*.yaml"))
+    if not paths:
+        pytest.skip(f"no configs in {CONFIGS}")
+    for path in paths:
+        cfg = load_train_config(path)
+        assert cfg.problems() == [], path
