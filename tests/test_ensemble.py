@@ -1,0 +1,87 @@
+"""The scoring engine: same numbers as plain transformers, input order, windows, errors."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from valuecsv_ray.ensemble import Ensemble
+from valuecsv_ray.values import VALUE_IDS, Level, value_by_id
+
+TEXTS = ["依法治国，公正司法。", "经济发展，国家富强，人民生活水平不断提高。" * 3, "邻里互助。", "诚信经营"]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_registry):
+    torch.set_num_threads(1)
+    return Ensemble.from_registry(tiny_registry)
+
+
+def test_scores_equal_plain_transformers(engine, tiny_registry):
+    scores = engine.score(TEXTS)
+    assert scores.probs.shape == (len(TEXTS), 12) and scores.value_ids == VALUE_IDS
+    for j, value_id in enumerate(VALUE_IDS[:4]):
+        folder = tiny_registry / "evaluators" / value_id
+        model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        with torch.no_grad():
+            for i, text in enumerate(TEXTS):
+                p = torch.softmax(model(**tokenizer([text], return_tensors="pt")).logits, -1)[0, 1]
+                assert abs(float(p) - scores.probs[i, j]) < 1e-5
+
+
+def test_output_order_is_input_order_after_length_sorting(engine):
+    base = engine.score(TEXTS).probs
+    order = [3, 1, 0, 2]
+    permuted = engine.score([TEXTS[i] for i in order]).probs
+    np.testing.assert_allclose(permuted, base[order], atol=1e-6)
+    assert not np.allclose(base[0], base[1]), "different texts should score differently"
+
+
+def test_token_budget_changes_batching_not_scores(tiny_registry, engine):
+    small = Ensemble.from_registry(tiny_registry, token_budget=512)
+    np.testing.assert_allclose(small.score(TEXTS).probs, engine.score(TEXTS).probs, atol=1e-5)
+
+
+def test_labels_follow_registry_thresholds(engine, tiny_registry):
+    scores = engine.score(TEXTS)
+    np.testing.assert_array_equal(scores.labels, scores.probs >= engine.thresholds)
+    assert engine.thresholds[1] == pytest.approx(0.33)
+
+
+def test_long_text_is_scored_over_windows(engine):
+    long_text = ("全面依法治国是国家治理的一场深刻革命。" * 600)[:10_000]
+    scores = engine.score([long_text, "短文本"])
+    body = engine.max_length - 2
+    expected = len(range(0, 10_000 - body, engine.stride)) + 1
+    assert scores.windows.tolist() == [expected, 1]
+    assert np.isfinite(scores.probs).all() and (scores.probs[0] > 0).all()
+
+
+def test_max_aggregation_is_max_over_windows(engine):
+    text = "富强民主文明和谐" * 40 + "自由平等公正法治" * 40  # 640 characters, one token each
+    body = engine.max_length - 2
+    windows = [text[:body], text[len(text) - body :]]  # what the engine cuts: 2 windows
+    whole = engine.score([text])
+    assert whole.windows.tolist() == [2]
+    np.testing.assert_allclose(whole.probs[0], engine.score(windows).probs.max(axis=0), atol=1e-5)
+
+
+def test_level_means(engine):
+    scores = engine.score(TEXTS)
+    levels = scores.level_means()
+    cols = [i for i, v in enumerate(VALUE_IDS) if value_by_id(v).level is Level.PERSONAL]
+    np.testing.assert_allclose(levels["personal"], scores.probs[:, cols].mean(axis=1))
+    record = scores.to_records()[0]
+    assert set(record["probs"]) == set(VALUE_IDS) and set(record["levels"]) == {l.value for l in Level}
+
+
+@pytest.mark.parametrize("bad", [[""], ["ok", "   "], ["ok", 3], [None]])
+def test_empty_or_non_string_texts_are_refused(engine, bad):
+    with pytest.raises(ValueError, match="text"):
+        engine.score(bad)
+
+
+def test_a_bare_string_is_refused(engine):
+    with pytest.raises(TypeError, match="list"):
+        engine.score("一段文本")
