@@ -6,12 +6,11 @@
 
 Requests from many clients are gathered by `@serve.batch` (size and wait from the YAML's
 `user_config`) into one `Ensemble.score` call. Bearer-token auth when a token is configured
-(401 otherwise), body-size and texts-per-request limits (413), schema errors (422); the
+(401 otherwise), body-size (FastAPI's max_body_size), text-length and texts-per-request
+limits (413), schema errors (422); the
 queue bound (503) and request timeout come from the YAML (`max_queued_requests`,
 `http_options.request_timeout_s`).
 """
-
-from __future__ import annotations
 
 import hmac
 import os
@@ -19,7 +18,6 @@ import time
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve import Application
@@ -64,31 +62,25 @@ api = FastAPI(title="valuecsv-ray", description="Core Socialist Values evaluator
               version="1")
 
 
-@api.middleware("http")
-async def limit_body(request: Request, call_next):
-    """413 before reading a body over the limit (by Content-Length, else by actual size)."""
-    limit = getattr(api.state, "max_body_bytes", None)
-    if limit and request.method == "POST":
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            return _too_large(f"request body over {limit} bytes")
-        if len(await request.body()) > limit:
-            return _too_large(f"request body over {limit} bytes")
-    return await call_next(request)
-
-
-def _too_large(detail: str) -> JSONResponse:
-    return JSONResponse(status_code=413, content={"detail": detail})
-
-
 def require_token(request: Request) -> None:
-    expected = getattr(api.state, "token", None)
+    expected = getattr(request.app.state, "token", None)  # set by the replica serving it
     if not expected:
         return
     given = request.headers.get("authorization", "")
     if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), expected.encode())):
         raise HTTPException(status_code=401, detail="missing or wrong bearer token",
                             headers={"WWW-Authenticate": "Bearer"})
+
+
+def score_requests(engine: Ensemble, requests: list[list[str]]) -> list[tuple[list[dict], int]]:
+    """Score several requests in one engine call; split the results back per request."""
+    flat = [text for texts in requests for text in texts]
+    records = engine.score(flat).to_records()
+    out, start = [], 0
+    for texts in requests:
+        out.append((records[start : start + len(texts)], len(requests)))
+        start += len(texts)
+    return out
 
 
 @serve.deployment(max_ongoing_requests=128, ray_actor_options={"num_cpus": 1})
@@ -101,7 +93,8 @@ class EnsembleDeployment:
         self.engine = Ensemble.from_registry(self.args.registry, device=self.args.device,
                                              token_budget=self.args.token_budget)
         api.state.token = self.args.token or os.environ.get(TOKEN_ENV) or None
-        api.state.max_body_bytes = self.args.max_body_bytes
+        api.max_body_size = self.args.max_body_bytes  # FastAPI's own limit (413), set before
+        # the first request builds the middleware stack; also covers chunked bodies
 
     def reconfigure(self, user_config: dict) -> None:
         """`user_config` in the YAML: max_batch_size, batch_wait_timeout_s (no restart)."""
@@ -148,17 +141,6 @@ class EnsembleDeployment:
     def check_health(self) -> None:
         """Serve's replica health check runs a real inference, so a stalled model shows."""
         self.engine.score([HEALTH_TEXT])
-
-
-def score_requests(engine: Ensemble, requests: list[list[str]]) -> list[tuple[list[dict], int]]:
-    """Score several requests in one engine call; split the results back per request."""
-    flat = [text for texts in requests for text in texts]
-    records = engine.score(flat).to_records()
-    out, start = [], 0
-    for texts in requests:
-        out.append((records[start : start + len(texts)], len(requests)))
-        start += len(texts)
-    return out
 
 
 def app_builder(args: dict) -> Application:
