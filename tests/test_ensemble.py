@@ -73,7 +73,8 @@ def test_level_means(engine):
     cols = [i for i, v in enumerate(VALUE_IDS) if value_by_id(v).level is Level.PERSONAL]
     np.testing.assert_allclose(levels["personal"], scores.probs[:, cols].mean(axis=1))
     record = scores.to_records()[0]
-    assert set(record["probs"]) == set(VALUE_IDS) and set(record["levels"]) == {l.value for l in Level}
+    assert set(record["probs"]) == set(VALUE_IDS)
+    assert set(record["levels"]) == {level.value for level in Level}
 
 
 @pytest.mark.parametrize("bad", [[""], ["ok", "   "], ["ok", 3], [None]])
@@ -85,3 +86,24 @@ def test_empty_or_non_string_texts_are_refused(engine, bad):
 def test_a_bare_string_is_refused(engine):
     with pytest.raises(TypeError, match="list"):
         engine.score("一段文本")
+
+
+def test_cli_score_locally_prints_a_value_by_text_table(tiny_registry):
+    from click.testing import CliRunner
+
+    from valuecsv_ray.cli import main
+
+    result = CliRunner().invoke(main, ["score", "--registry", str(tiny_registry), "依法治国", "诚信"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("value") and "[1] 诚信" in lines[0]
+    assert sum(1 for line in lines if line.split()[-1].rstrip("*").replace(".", "").isdigit()) == 12
+
+
+def test_cli_score_without_a_server_says_how_to_start_one():
+    from click.testing import CliRunner
+
+    from valuecsv_ray.cli import main
+
+    result = CliRunner().invoke(main, ["score", "--url", "http://127.0.0.1:9", "文本"])
+    assert result.exit_code == 1 and "valuecsv-ray serve" in result.output

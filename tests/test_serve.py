@@ -71,7 +71,7 @@ def test_many_clients_are_batched_without_errors(served):
     assert not errors, errors[:3]
     batched = [body["batched_requests"] for _, body in answers]
     assert max(batched) > 1, "no two requests were ever scored together"
-    for i, (_, body) in enumerate(answers):  # each answer belongs to its own request
+    for _, body in answers:  # each answer belongs to its own request
         assert len(body["results"]) == 2
 
 
@@ -122,3 +122,15 @@ def test_shipped_serve_configs_validate(path):
 
 def test_two_serve_configs_ship():
     assert {p.name for p in CONFIGS} == {"ensemble.yaml", "ensemble-gpu.yaml"}
+
+
+def test_cli_score_queries_the_endpoint(served):
+    from click.testing import CliRunner
+
+    from valuecsv_ray.cli import main
+
+    result = CliRunner().invoke(main, ["score", "--url", URL, "--token", TOKEN, *TEXTS[:2]])
+    assert result.exit_code == 0, result.output
+    assert "Rule of Law 法治" in result.output and "Friendliness 友善" in result.output
+    denied = CliRunner().invoke(main, ["score", "--url", URL, "--token", "wrong", "文本"])
+    assert denied.exit_code == 1 and "401" in denied.output

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -157,3 +158,91 @@ def backbone_cmd(out: str) -> None:
     from valuecsv_ray.backbone import save_tiny_backbone
 
     click.echo(f"saved tiny backbone to {save_tiny_backbone(Path(out))}")
+
+
+@main.command("serve")
+@click.option("--registry", required=True, type=click.Path(file_okay=False),
+              help="registry folder to serve (written by `valuecsv-ray train`)")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
+@click.option("--port", default=8000, show_default=True, help="HTTP port")
+@click.option("--max-batch-size", default=32, show_default=True, help="requests batched together")
+@click.option("--device", default=None, help="cpu or cuda (default: cuda when present)")
+def serve_cmd(registry: str, host: str, port: int, max_batch_size: int, device: str | None) -> None:
+    """Serve the ensemble over HTTP until Ctrl-C (token: $VALUECSV_SERVE_TOKEN).
+
+    For deployments use `serve run serve_configs/ensemble.yaml` or `serve deploy`.
+    """
+    import ray
+    from ray import serve
+
+    from valuecsv_ray.registry import load_registry
+    from valuecsv_ray.serve import TOKEN_ENV, app_builder
+
+    _run_or_exit(lambda: load_registry(registry))
+    ray.init()
+    serve.start(http_options={"host": host, "port": port})
+    app = app_builder({"registry": registry, "device": device})
+    app = app.options(user_config={"max_batch_size": max_batch_size, "batch_wait_timeout_s": 0.01})
+    guard = "Bearer token required" if os.environ.get(TOKEN_ENV) else "no token set"
+    click.echo(f"serving {registry} at http://{host}:{port}/v1/score ({guard}); docs at /docs")
+    serve.run(app, name="valuecsv", route_prefix="/", blocking=True)
+
+
+@main.command("score")
+@click.argument("texts", nargs=-1, required=True)
+@click.option("--registry", type=click.Path(file_okay=False), help="score locally with this registry")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True,
+              help="endpoint to query when --registry is not given")
+@click.option("--token", envvar="VALUECSV_SERVE_TOKEN", help="Bearer token (default: $VALUECSV_SERVE_TOKEN)")
+def score_cmd(texts: tuple[str, ...], registry: str | None, url: str, token: str | None) -> None:
+    """Score TEXTS against the twelve values and print a table (value x text)."""
+    if registry:
+        from valuecsv_ray.ensemble import Ensemble
+
+        engine = _run_or_exit(lambda: Ensemble.from_registry(registry))
+        results = engine.score(list(texts)).to_records()
+    else:
+        results = _query(url, list(texts), token)
+    click.echo(format_scores(list(texts), results))
+
+
+def _query(url: str, texts: list[str], token: str | None) -> list[dict]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url.rstrip("/") + "/v1/score", data=json.dumps({"texts": texts}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return json.loads(resp.read())["results"]
+    except urllib.error.HTTPError as e:
+        click.echo(f"error: {url} answered {e.code}: {e.read().decode(errors='replace')[:300]}", err=True)
+    except urllib.error.URLError as e:
+        click.echo(f"error: cannot reach {url} ({e.reason}); start it with `valuecsv-ray serve "
+                   "--registry DIR`, or score locally with --registry DIR", err=True)
+    sys.exit(1)
+
+
+def format_scores(texts: list[str], results: list[dict]) -> str:
+    """Value x text table of probabilities; '*' marks values labelled present."""
+    from valuecsv_ray.values import VALUES
+
+    header = ["value", "level"] + [f"[{i}] {t[:12]}" for i, t in enumerate(texts)]
+    rows = [header]
+    for v in VALUES:
+        if v.id not in results[0]["probs"]:
+            continue
+        rows.append([f"{v.en} {v.zh}", v.level.value] + [
+            f"{r['probs'][v.id]:.3f}{'*' if r['labels'][v.id] else ' '}" for r in results])
+    widths = [max(_width(row[c]) for row in rows) for c in range(len(header))]
+    lines = ["  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=True))
+             for row in rows]
+    return "\n".join(lines + ["* = above the evaluator's threshold"])
+
+
+def _width(text: str) -> int:
+    """Display width: CJK characters take two columns."""
+    return sum(2 if "\u2e80" <= ch <= "\uffef" else 1 for ch in text)
