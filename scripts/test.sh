@@ -10,5 +10,5 @@ python -m pip install -q --upgrade pip
 python -m pip install -q torch==2.13.0   # CPU build first, so nothing pulls CUDA wheels
 python -m pip install -q -e ".[dev]"
 export RAY_AUTH_MODE=disabled TOKENIZERS_PARALLELISM=false
-ruff check valuecsv_ray jobs tests
+ruff check valuecsv_ray jobs tests scripts bench
 python -m pytest -q "$@"
