@@ -44,38 +44,9 @@ def ray_local():
 def build_tiny_registry(path: Path, seed: int = 0) -> Path:
     """A complete 12-evaluator registry of tiny BERTs (distinct random heads), written
     through the registry's own functions: for engine and serving tests, no training."""
-    import time
+    from valuecsv_ray.synthetic import random_registry
 
-    import torch
-
-    from valuecsv_ray import registry as reg
-    from valuecsv_ray.backbone import tiny_model, tiny_tokenizer
-    from valuecsv_ray.values import VALUE_IDS
-
-    job = {"config": {"name": path.name, "backbone": "tiny", "mode": "binary"},
-           "data": {"sha256": "0" * 64, "source": "synthetic", "n_samples": 0},
-           "split": {"seed": seed, "fractions": [0.7, 0.2, 0.1], "counts": {}},
-           "versions": reg.versions(), "created": time.time()}
-    reg.start_job(path, job)
-    for i, value_id in enumerate(VALUE_IDS):
-        model = tiny_model()
-        generator = torch.Generator().manual_seed(seed * 100 + i)
-        with torch.no_grad():
-            for param in model.parameters():
-                param.add_(torch.randn(param.shape, generator=generator) * 0.2)
-        model.config.id2label = {0: f"not_{value_id}", 1: value_id}
-        model.config.label2id = {f"not_{value_id}": 0, value_id: 1}
-        folder = path / "_build" / value_id
-        model.save_pretrained(folder)
-        tiny_tokenizer().save_pretrained(folder)
-        metrics = {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "roc_auc": 0.5,
-                   "n_test": 10, "n_test_positive": 5}
-        result = {"evaluators": {value_id: {"threshold": 0.3 + 0.03 * i, "metrics": metrics}},
-                  "train_start": 0.0, "train_end": 1.0, "epochs_run": 1, "best_epoch": 0,
-                  "stopped_early": False, "attempts": [], "history": []}
-        reg.add_evaluator(path, value_id, folder, result, job)
-    reg.write_manifest(path, VALUE_IDS)
-    return path
+    return random_registry(path, size="tiny", seed=seed)
 
 
 @pytest.fixture(scope="session")
