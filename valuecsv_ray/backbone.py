@@ -12,6 +12,8 @@ every Ray worker on every node builds the identical model without shipping files
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -99,6 +101,20 @@ def load_backbone(
             f"Face hub (e.g. bert-base-chinese), or '{TINY}' for the offline tiny BERT."
         ) from e
     return tokenizer, model
+
+
+@contextmanager
+def quiet_hf_progress() -> Iterator[None]:
+    """Hide transformers' per-file load/save bars (twelve models would print 24 bars)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 class BackboneError(RuntimeError):

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from valuecsv_ray.backbone import quiet_hf_progress
 from valuecsv_ray.registry import Registry, load_registry
 from valuecsv_ray.values import Level, value_by_id
 
@@ -94,7 +95,8 @@ class Ensemble:
         self.thresholds = np.array(
             [registry.manifest["evaluators"][v]["threshold"] for v in self.value_ids], dtype=np.float32
         )
-        self.groups = self._load_groups()
+        with quiet_hf_progress():
+            self.groups = self._load_groups()
         self.max_length = min(g["max_length"] for g in self.groups)
         self.stride = stride or max(1, (self.max_length - 2) // 2)
 

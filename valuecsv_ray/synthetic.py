@@ -17,7 +17,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from valuecsv_ray import registry as reg
-from valuecsv_ray.backbone import tiny_config, tiny_model, tiny_tokenizer, tiny_vocab
+from valuecsv_ray.backbone import quiet_hf_progress, tiny_config, tiny_model, tiny_tokenizer, tiny_vocab
 from valuecsv_ray.values import VALUE_IDS
 
 SIZES = ("tiny", "base")
@@ -55,20 +55,25 @@ def random_registry(path: Path, size: str = "tiny", seed: int = 0) -> Path:
            "versions": reg.versions(), "created": time.time(),
            "model": {"layers": config.num_hidden_layers, "hidden": config.hidden_size}}
     reg.start_job(path, job)
-    metrics = {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "roc_auc": 0.5,
-               "n_test": 10, "n_test_positive": 5}
-    for i, value_id in enumerate(VALUE_IDS):
-        model = _model(size, seed * 100 + i)
-        model.config.id2label = {0: f"not_{value_id}", 1: value_id}
-        model.config.label2id = {f"not_{value_id}": 0, value_id: 1}
-        folder = path / "_build" / value_id
-        model.save_pretrained(folder)
-        tiny_tokenizer().save_pretrained(folder)
-        result = {"evaluators": {value_id: {"threshold": 0.3 + 0.03 * i, "metrics": metrics}},
-                  "train_start": 0.0, "train_end": 1.0, "epochs_run": 1, "best_epoch": 0,
-                  "stopped_early": False, "attempts": [], "history": []}
-        reg.add_evaluator(path, value_id, folder, result, job)
-        shutil.rmtree(folder)
+    with quiet_hf_progress():
+        for i, value_id in enumerate(VALUE_IDS):
+            _add_random_evaluator(path, value_id, _model(size, seed * 100 + i), 0.3 + 0.03 * i, job)
     shutil.rmtree(path / "_build", ignore_errors=True)
     reg.write_manifest(path, VALUE_IDS)
     return path
+
+
+def _add_random_evaluator(path: Path, value_id: str, model, threshold: float, job: dict) -> None:
+    """One evaluator folder, written through the registry like a trained one."""
+    metrics = {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "roc_auc": 0.5,
+               "n_test": 10, "n_test_positive": 5}
+    model.config.id2label = {0: f"not_{value_id}", 1: value_id}
+    model.config.label2id = {f"not_{value_id}": 0, value_id: 1}
+    folder = path / "_build" / value_id
+    model.save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    result = {"evaluators": {value_id: {"threshold": threshold, "metrics": metrics}},
+              "train_start": 0.0, "train_end": 1.0, "epochs_run": 1, "best_epoch": 0,
+              "stopped_early": False, "attempts": [], "history": []}
+    reg.add_evaluator(path, value_id, folder, result, job)
+    shutil.rmtree(folder)
