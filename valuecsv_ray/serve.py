@@ -125,7 +125,8 @@ class EnsembleDeployment:
 
     @api.get("/v1/values", dependencies=[Depends(require_token)])
     async def values(self) -> list[dict]:
-        return [{"id": v.id, "en": v.en, "zh": v.zh, "level": v.level.value} for v in VALUES]
+        return [{"id": v.id, "en": v.en, "zh": v.zh, "level": v.level.value, "column": v.column}
+                for v in VALUES]
 
     @api.get("/v1/model", dependencies=[Depends(require_token)])
     async def model(self) -> dict:
