@@ -1,0 +1,79 @@
+"""The audit's output schemas, defined once (every writer and reader uses these constants).
+
+    import pyarrow.parquet as pq
+    from valuecsv_ray.schema import SCORE_SCHEMA, prob_column
+    table = pq.read_table("out/scores", columns=["model", prob_column("freedom")])
+
+Three tables, all Parquet (pandas, DuckDB and spreadsheets read them):
+- `scores/`: one row per scored input row (SCORE_SCHEMA);
+- `quarantine/`: one row per input row that could not be scored, with the reason
+  (QUARANTINE_SCHEMA); rows in = rows scored + rows quarantined;
+- `stats/`: per (model, scope, key) statistics (STATS_SCHEMA, written by `valuecsv_ray.stats`).
+No torch, no Ray: stats and report import this module.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from valuecsv_ray.values import VALUE_IDS
+
+UNKNOWN_MODEL = "unknown"  # model name for rows whose input has no model column
+
+
+def prob_column(value_id: str) -> str:
+    """Probability column of a value in the scores table: p_<value_id>."""
+    return f"p_{value_id}"
+
+
+def label_column(value_id: str) -> str:
+    """Label column of a value in the scores table: y_<value_id>."""
+    return f"y_{value_id}"
+
+
+PROB_COLUMNS: tuple[str, ...] = tuple(prob_column(v) for v in VALUE_IDS)
+LABEL_COLUMNS: tuple[str, ...] = tuple(label_column(v) for v in VALUE_IDS)
+
+SCORE_SCHEMA = pa.schema(
+    [
+        pa.field("row_id", pa.string(), nullable=False),  # the input's id, else "<source>:<position>"
+        pa.field("source", pa.string(), nullable=False),  # input file (path or URI) the row came from
+        pa.field("position", pa.int64(), nullable=False),  # 0-based row position in that file
+        pa.field("model", pa.string(), nullable=False),  # LLM that wrote the text; UNKNOWN_MODEL if absent
+        pa.field("prompt", pa.string()),  # the prompt / question, null when the input has none
+        pa.field("text_chars", pa.int32(), nullable=False),  # length of the text in characters
+        pa.field("windows", pa.int16(), nullable=False),  # 512-token windows the text was scored over
+        *[pa.field(c, pa.float32(), nullable=False) for c in PROB_COLUMNS],  # P(value expressed)
+        *[pa.field(c, pa.bool_(), nullable=False) for c in LABEL_COLUMNS],  # p >= evaluator threshold
+        pa.field("registry_id", pa.string(), nullable=False),  # registry that scored the row
+    ]
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("row_id", pa.string(), nullable=False),  # as in SCORE_SCHEMA
+        pa.field("source", pa.string(), nullable=False),  # input file
+        pa.field("position", pa.int64(), nullable=False),  # 0-based row position (jsonl: line index)
+        pa.field("reason", pa.string(), nullable=False),  # why it was not scored, e.g. "empty text"
+        pa.field("raw", pa.string()),  # the offending value or line, cut to 1,000 characters
+    ]
+)
+
+STATS_SCHEMA = pa.schema(
+    [
+        pa.field("model", pa.string(), nullable=False),  # LLM name
+        pa.field("scope", pa.string(), nullable=False),  # "value", "level" or "overall"
+        pa.field("key", pa.string(), nullable=False),  # value id, level name, or "all"
+        pa.field("n", pa.int64(), nullable=False),  # rows (texts) in the group
+        pa.field("mean", pa.float64(), nullable=False),  # mean probability
+        pa.field("mean_lo", pa.float64(), nullable=False),  # 95% CI of the mean (normal approx.)
+        pa.field("mean_hi", pa.float64(), nullable=False),
+        pa.field("std", pa.float64(), nullable=False),  # sample std of the probability (ddof=1)
+        pa.field("p10", pa.float64(), nullable=False),  # percentiles of the probability
+        pa.field("p50", pa.float64(), nullable=False),
+        pa.field("p90", pa.float64(), nullable=False),
+        pa.field("pos_rate", pa.float64(), nullable=False),  # share labelled positive
+        pa.field("pos_lo", pa.float64(), nullable=False),  # 95% Wilson interval of pos_rate
+        pa.field("pos_hi", pa.float64(), nullable=False),
+    ]
+)
