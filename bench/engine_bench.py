@@ -92,9 +92,8 @@ def engine_flops(engine: Ensemble, texts: list[str]) -> float:
     """Model FLOPs of the engine's work: 2 x non-embedding params per token, plus attention
     (QK^T and AV: 4 x layers x hidden x window length per token), over every window, 12 models."""
     total = 0.0
-    for group in engine.groups:
-        _, windows = engine._windows(group["tokenizer"], texts)
-        lengths = np.array([len(w) for w in windows], dtype=np.float64)
+    for group, per_text in zip(engine.groups, engine.tokenizer.encode(texts), strict=True):
+        lengths = np.array([len(w) for windows in per_text for w in windows], dtype=np.float64)
         for head in group["heads"]:
             cfg = head.model.config
             params = sum(p.numel() for n, p in head.model.named_parameters() if "embeddings" not in n)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from valuecsv_ray.ensemble import Ensemble
+from valuecsv_ray.ensemble import Ensemble, EnsembleTokenizer
 from valuecsv_ray.values import VALUE_IDS, Level, value_by_id
 
 TEXTS = ["依法治国，公正司法。", "经济发展，国家富强，人民生活水平不断提高。" * 3, "邻里互助。", "诚信经营"]
@@ -107,3 +107,14 @@ def test_cli_score_without_a_server_says_how_to_start_one():
 
     result = CliRunner().invoke(main, ["score", "--url", "http://127.0.0.1:9", "文本"])
     assert result.exit_code == 1 and "valuecsv-ray serve" in result.output
+
+
+def test_tokenising_apart_then_scoring_gives_the_same_scores(engine, tiny_registry):
+    tokenizer = EnsembleTokenizer.from_registry(tiny_registry)
+    long_text = "国家富强，民族振兴。" * 120
+    encoded = tokenizer.encode([*TEXTS, long_text])
+    assert len(encoded) == 1 and len(encoded[0][-1]) > 1  # one shared tokenizer; windows
+    apart = engine.score_encoded(encoded)
+    together = engine.score([*TEXTS, long_text])
+    np.testing.assert_array_equal(apart.probs, together.probs)
+    np.testing.assert_array_equal(apart.windows, together.windows)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from valuecsv_ray.backbone import quiet_hf_progress
 from valuecsv_ray.registry import Registry, load_registry
@@ -79,6 +79,58 @@ class _Head:
     multi_label: bool
 
 
+Encoded = list[list[list[list[int]]]]  # [tokenizer group][text][window] -> token ids
+
+
+class EnsembleTokenizer:
+    """The tokenising half of the engine: a registry's tokenizers, no models.
+
+    Tokenises each text once per distinct tokenizer (one for a usual registry) into windows
+    of at most the model's max length, [CLS]/[SEP] included. Light enough for a CPU stage of
+    a pipeline, so that tokenising overlaps with scoring.
+    """
+
+    def __init__(self, registry: Registry, stride: int | None = None):
+        self.registry = registry
+        self.value_ids = tuple(registry.manifest["values"])
+        self.groups: list[dict] = []  # {"tokenizer", "max_length", "folders": [(column, folder, output)]}
+        by_key: dict[str, dict] = {}
+        for column, value_id in enumerate(self.value_ids):
+            ev = registry.manifest["evaluators"][value_id]
+            folder = registry.path / ev["path"]
+            key = _tokenizer_fingerprint(folder)
+            if key not in by_key:
+                tokenizer = AutoTokenizer.from_pretrained(folder)
+                limit = min(AutoConfig.from_pretrained(folder).max_position_embeddings,
+                            tokenizer.model_max_length)
+                by_key[key] = {"tokenizer": tokenizer, "max_length": limit, "folders": []}
+                self.groups.append(by_key[key])
+            by_key[key]["folders"].append((column, folder, ev["output_index"]))
+        self.max_length = min(g["max_length"] for g in self.groups)
+        self.stride = stride or max(1, (self.max_length - 2) // 2)
+
+    @classmethod
+    def from_registry(cls, path: str | Path, **kwargs) -> EnsembleTokenizer:
+        return cls(load_registry(path), **kwargs)
+
+    def encode(self, texts: Sequence[str]) -> Encoded:
+        """Token windows per tokenizer group and text; refuses empty or non-string texts."""
+        _check_texts(texts)
+        return [self._windows(g["tokenizer"], texts) for g in self.groups]
+
+    def _windows(self, tokenizer, texts: Sequence[str]) -> list[list[list[int]]]:
+        body = self.max_length - 2
+        encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        out = []
+        for ids in encoded:
+            starts = [0]
+            if len(ids) > body:  # overlapping windows; the last one ends at the text's end
+                starts = [*range(0, len(ids) - body, self.stride), len(ids) - body]
+            out.append([[tokenizer.cls_token_id, *ids[s : s + body], tokenizer.sep_token_id]
+                        for s in starts])
+        return out
+
+
 class Ensemble:
     """A loaded registry, ready to score texts."""
 
@@ -91,71 +143,53 @@ class Ensemble:
         self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.token_budget = token_budget
         self.aggregate = aggregate
-        self.value_ids = tuple(registry.manifest["values"])
+        self.tokenizer = EnsembleTokenizer(registry, stride=stride)
+        self.value_ids = self.tokenizer.value_ids
+        self.max_length, self.stride = self.tokenizer.max_length, self.tokenizer.stride
         self.thresholds = np.array(
             [registry.manifest["evaluators"][v]["threshold"] for v in self.value_ids], dtype=np.float32
         )
         with quiet_hf_progress():
-            self.groups = self._load_groups()
-        self.max_length = min(g["max_length"] for g in self.groups)
-        self.stride = stride or max(1, (self.max_length - 2) // 2)
+            self.groups = [{**g, "heads": self._load_heads(g)} for g in self.tokenizer.groups]
 
     @classmethod
     def from_registry(cls, path: str | Path, **kwargs) -> Ensemble:
         return cls(load_registry(path), **kwargs)
 
-    def _load_groups(self) -> list[dict]:
-        """Models grouped by tokenizer (fingerprint of its files), each loaded once."""
-        groups: dict[str, dict] = {}
+    def _load_heads(self, group: dict) -> list[_Head]:
+        """The group's models, each loaded once (a multi-label model fills many columns)."""
         heads: dict[Path, _Head] = {}
-        for column, value_id in enumerate(self.value_ids):
-            ev = self.registry.manifest["evaluators"][value_id]
-            folder = self.registry.path / ev["path"]
+        for column, folder, output in group["folders"]:
             if folder not in heads:
                 model = AutoModelForSequenceClassification.from_pretrained(
                     folder, attn_implementation="sdpa", dtype=self.dtype
                 ).to(self.device).eval()
                 multi = model.config.problem_type == "multi_label_classification"
                 heads[folder] = _Head(model, [], [], multi)
-                key = _tokenizer_fingerprint(folder)
-                if key not in groups:
-                    tokenizer = AutoTokenizer.from_pretrained(folder)
-                    limit = min(model.config.max_position_embeddings, tokenizer.model_max_length)
-                    groups[key] = {"tokenizer": tokenizer, "heads": [], "max_length": limit}
-                groups[key]["heads"].append(heads[folder])
             heads[folder].columns.append(column)
-            heads[folder].outputs.append(ev["output_index"])
-        return list(groups.values())
+            heads[folder].outputs.append(output)
+        return list(heads.values())
 
     def score(self, texts: Sequence[str]) -> EnsembleScores:
         """Probabilities and labels for each text, in input order."""
-        _check_texts(texts)
-        probs = np.zeros((len(texts), len(self.value_ids)), dtype=np.float32)
-        windows = np.zeros(len(texts), dtype=np.int64)
-        for group in self.groups:
-            owners, window_ids = self._windows(group["tokenizer"], texts)
-            windows = np.bincount(owners, minlength=len(texts))
+        return self.score_encoded(self.tokenizer.encode(texts))
+
+    def score_encoded(self, encoded: Encoded) -> EnsembleScores:
+        """Scores from `EnsembleTokenizer.encode` output (same registry)."""
+        n = len(encoded[0])
+        probs = np.zeros((n, len(self.value_ids)), dtype=np.float32)
+        windows = np.zeros(n, dtype=np.int64)
+        for group, per_text in zip(self.groups, encoded, strict=True):
+            windows = np.array([len(w) for w in per_text], dtype=np.int64)
+            owners = np.repeat(np.arange(n), windows)
+            window_ids = [w for text_windows in per_text for w in text_windows]
             window_probs = self._run(group, window_ids)
-            probs[:, self._columns(group)] = _aggregate(window_probs, owners, len(texts), self.aggregate)
+            probs[:, self._columns(group)] = _aggregate(window_probs, owners, n, self.aggregate)
         return EnsembleScores(self.registry.registry_id, self.value_ids, probs,
                               probs >= self.thresholds, windows)
 
     def _columns(self, group: dict) -> list[int]:
         return [c for head in group["heads"] for c in head.columns]
-
-    def _windows(self, tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, list[list[int]]]:
-        """Token windows with [CLS]/[SEP], and which text each belongs to."""
-        body = self.max_length - 2
-        encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
-        owners, out = [], []
-        for i, ids in enumerate(encoded):
-            starts = [0]
-            if len(ids) > body:  # overlapping windows; the last one ends at the text's end
-                starts = [*range(0, len(ids) - body, self.stride), len(ids) - body]
-            for start in starts:
-                out.append([tokenizer.cls_token_id, *ids[start : start + body], tokenizer.sep_token_id])
-                owners.append(i)
-        return np.asarray(owners), out
 
     @torch.inference_mode()
     def _run(self, group: dict, window_ids: list[list[int]]) -> np.ndarray:
