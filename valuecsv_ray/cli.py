@@ -246,3 +246,13 @@ def format_scores(texts: list[str], results: list[dict]) -> str:
 def _width(text: str) -> int:
     """Display width: CJK characters take two columns."""
     return sum(2 if "\u2e80" <= ch <= "\uffef" else 1 for ch in text)
+
+
+def _register_audit_commands() -> None:
+    from valuecsv_ray.cli_audit import audit_cmd, report_cmd
+
+    main.add_command(audit_cmd)
+    main.add_command(report_cmd)
+
+
+_register_audit_commands()

@@ -127,7 +127,50 @@ class TrainConfig:
         return asdict(self)
 
 
-_FLOAT_KEYS = ("learning_rate", "weight_decay", "warmup_ratio")
+@dataclass(frozen=True)
+class AuditConfig:
+    """Everything that decides what an audit does (`valuecsv-ray audit`, jobs/audit.py)."""
+
+    inputs: list = _f([], "corpus files, folders, globs or URIs (jsonl, csv, parquet, xlsx)")
+    registry: str = _f("", "registry folder written by `valuecsv-ray train`")
+    out: str = _f("", "output folder: scores/, quarantine/, summary.json; re-running resumes")
+    text_column: str | None = _f(None, "text column; default 'response', else 'text'")
+    model_column: str = _f("model", "column naming the LLM that wrote the text")
+    prompt_column: str = _f("prompt", "column holding the prompt / question")
+    id_column: str = _f("id", "column with a unique row id; default: derived from file and position")
+    wide: bool = _f(False, "wide input: a question column and one answer column per LLM")
+    question_column: str | None = _f(None, "wide input: the question column; default the first")
+    default_model: str = _f("unknown", "model name for rows without a model column")
+    batch_size: int = _f(256, "rows per scoring call of an actor")
+    actors: int = _f(1, "scoring actors (each holds the twelve models)")
+    cpus_per_actor: float = _f(1.0, "CPUs reserved per scoring actor (also its torch threads)")
+    gpus_per_actor: float = _f(0.0, "GPUs per scoring actor; fractions pack several on one GPU")
+    device: str | None = _f(None, "'cpu' or 'cuda'; default cuda when gpus_per_actor > 0")
+    token_budget: int = _f(16384, "engine tokens per forward batch")
+    read_chunk_rows: int = _f(5000, "rows per block read from a file")
+
+    def problems(self) -> list[str]:
+        out = []
+        if not (isinstance(self.inputs, (list, tuple)) and self.inputs
+                and all(isinstance(i, str) and i for i in self.inputs)):
+            out.append("inputs: give at least one corpus file, folder, glob or URI")
+        out += [f"{k} is required" for k in ("registry", "out") if not getattr(self, k)]
+        out += [f"{k} must be a positive integer, got {getattr(self, k)!r}"
+                for k in ("batch_size", "actors", "token_budget", "read_chunk_rows")
+                if not _is_int(getattr(self, k), 1)]
+        for key in ("cpus_per_actor", "gpus_per_actor"):
+            value = getattr(self, key)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0):
+                out.append(f"{key} must be a number >= 0, got {value!r}")
+        if self.device not in (None, "cpu", "cuda"):
+            out.append(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_FLOAT_KEYS = ("learning_rate", "weight_decay", "warmup_ratio", "cpus_per_actor", "gpus_per_actor")
 
 
 class ConfigError(ValueError):
@@ -161,6 +204,15 @@ def _scalar(value):
 
 def load_train_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
     """Defaults, then the YAML file, then overrides; raises ConfigError listing every problem."""
+    return _load(TrainConfig, "training", path, overrides)
+
+
+def load_audit_config(path: str | Path | None = None, overrides: dict | None = None) -> AuditConfig:
+    """As load_train_config, for an audit."""
+    return _load(AuditConfig, "audit", path, overrides)
+
+
+def _load(cls, kind: str, path: str | Path | None, overrides: dict | None):
     settings: dict = {}
     if path is not None:
         try:
@@ -172,7 +224,7 @@ def load_train_config(path: str | Path | None = None, overrides: dict | None = N
         settings.update(loaded)
     settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
     settings = {k: _scalar(v) if k in _FLOAT_KEYS else v for k, v in settings.items()}
-    known = [f.name for f in fields(TrainConfig)]
+    known = [f.name for f in fields(cls)]
     errors = []
     for key in settings:
         if key not in known:
@@ -182,11 +234,12 @@ def load_train_config(path: str | Path | None = None, overrides: dict | None = N
             errors.append(f"unknown setting {key!r}{where}{suggestion}")
     if "values" in settings and isinstance(settings["values"], (list, tuple)):
         settings["values"] = ",".join(map(str, settings["values"]))
-    cfg = TrainConfig(**{k: v for k, v in settings.items() if k in known})
+    cfg = cls(**{k: v for k, v in settings.items() if k in known})
     errors += cfg.problems()
     if errors:
-        raise ConfigError("invalid training config:\n  " + "\n  ".join(errors))
+        raise ConfigError(f"invalid {kind} config:\n  " + "\n  ".join(errors))
     return cfg
 
 
-__all__ = ["TrainConfig", "ConfigError", "load_train_config", "parse_overrides", "VALUE_IDS"]
+__all__ = ["TrainConfig", "AuditConfig", "ConfigError", "load_train_config", "load_audit_config",
+           "parse_overrides", "VALUE_IDS"]

@@ -1,0 +1,148 @@
+"""The Ray Data audit, for real on local Ray: every row accounted for, engine-equal scores,
+resume after an interruption, wide input (quest100), statistics and report from the CLI."""
+
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from valuecsv_ray.audit import AuditError, run_audit
+from valuecsv_ray.cli import main
+from valuecsv_ray.config import load_audit_config
+from valuecsv_ray.ensemble import Ensemble
+from valuecsv_ray.schema import PROB_COLUMNS, QUARANTINE_SCHEMA, SCORE_SCHEMA
+from valuecsv_ray.values import VALUE_IDS
+
+pytestmark = pytest.mark.ray
+MODELS = ("glm", "qwen", "ernie")
+
+
+def _corpus(folder: Path, n_good: int = 60) -> tuple[Path, list[str]]:
+    """A jsonl corpus of good rows plus one row of every kind that cannot be scored."""
+    rng = np.random.default_rng(0)
+    phrases = ["坚持依法治国。", "人民生活富裕。", "邻里和睦相处。", "诚信经营，童叟无欺。", "爱岗敬业。"]
+    lines, texts = [], []
+    for i in range(n_good):
+        text = "".join(rng.choice(phrases, size=int(rng.integers(1, 40))))
+        texts.append(text)
+        lines.append(json.dumps({"id": f"r{i}", "model": MODELS[i % 3], "prompt": f"q{i // 3}",
+                                 "response": text}, ensure_ascii=False).encode())
+    bad = [b'{"id": "b1", "model": "glm", "response": ""}',  # empty text
+           b'{"id": "b2", "model": "glm", "response": "   "}',  # whitespace text
+           b'{"id": "b3", "model": "glm", "response": null}',  # null text
+           b'{"id": "b4", "model": "glm"}',  # missing text
+           b'{"id": "b5", "model": "glm", "response": 42}',  # non-string text
+           b'{"id": "b6", "model": "glm", "response": "\xb2\xbb\xba\xc3"}',  # GBK bytes, not UTF-8
+           b'{"id": "b7", "model": "glm", "response": "cut off',  # malformed JSON
+           b'["not", "an", "object"]']
+    for j, line in enumerate(bad):
+        lines.insert(7 * j + 3, line)
+    path = folder / "corpus.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path, texts
+
+
+def _config(inputs, registry, out, **kw):
+    return load_audit_config(overrides={"inputs": [str(i) for i in inputs], "registry": str(registry),
+                                        "out": str(out), "batch_size": 16, **kw})
+
+
+def _scores(out: Path) -> pd.DataFrame:
+    return pq.read_table(out / "scores").to_pandas()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return _corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def audited(ray_local, tiny_registry, corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("audit") / "run"
+    summary = run_audit(_config([corpus[0]], tiny_registry, out))
+    return out, summary
+
+
+def test_every_row_is_scored_or_quarantined_with_its_reason(audited, corpus):
+    out, summary = audited
+    n_lines = len(corpus[0].read_bytes().splitlines())
+    assert summary["rows_in"] == n_lines == len(corpus[1]) + 8
+    assert summary["rows_scored"] == len(corpus[1]) and summary["rows_quarantined"] == 8
+    assert summary["duplicates"] == 0
+    quarantine = pq.read_table(out / "quarantine")
+    assert quarantine.schema.equals(QUARANTINE_SCHEMA, check_metadata=False)
+    reasons = dict(zip(quarantine["row_id"].to_pylist(), quarantine["reason"].to_pylist(), strict=True))
+    at = f"{corpus[0]}:"  # rows whose id could not be read are named by file and line
+    assert reasons["b1"] == reasons["b2"] == "empty text"
+    assert reasons["b3"] == reasons["b4"] == "missing text"
+    assert reasons["b5"].startswith("non-string text")
+    assert reasons[at + "38"].startswith("unreadable encoding")
+    assert reasons[at + "45"].startswith("malformed JSON") and reasons[at + "52"].startswith("malformed JSON")
+    assert set(quarantine["position"].to_pylist()) == {7 * j + 3 for j in range(8)}
+    assert json.loads((out / "summary.json").read_text())["rows_in"] == n_lines
+
+
+def test_per_row_scores_equal_the_engine(audited, corpus, tiny_registry):
+    out, _ = audited
+    scores = _scores(out).set_index("row_id").loc[[f"r{i}" for i in range(len(corpus[1]))]]
+    direct = Ensemble.from_registry(tiny_registry, device="cpu").score(corpus[1])
+    np.testing.assert_allclose(scores[list(PROB_COLUMNS)].to_numpy(), direct.probs, atol=1e-6)
+    assert (scores["windows"].to_numpy() == direct.windows).all()
+    assert list(scores["model"][:3]) == list(MODELS)
+    assert (scores["text_chars"].to_numpy() == [len(t) for t in corpus[1]]).all()
+
+
+def test_outputs_load_in_duckdb_with_the_documented_schema(audited):
+    out, _ = audited
+    assert pq.read_table(out / "scores").schema.equals(SCORE_SCHEMA, check_metadata=False)
+    got = duckdb.sql(f"select model, count(*) n, avg(p_freedom) from '{out}/scores/*.parquet' "
+                     "group by model order by model").fetchall()
+    assert [(m, n) for m, n, _ in got] == [(m, 20) for m in sorted(MODELS)]
+
+
+def test_resume_after_an_interruption_gives_one_row_per_input_row(audited, tiny_registry, corpus, tmp_path):
+    done, _ = audited
+    out = tmp_path / "run"
+    shutil.copytree(done, out)
+    files = sorted((out / "scores").glob("*.parquet"))
+    assert len(files) >= 2, "need several score files to simulate an interruption"
+    files[0].unlink()  # never written
+    files[1].write_bytes(files[1].read_bytes()[:200])  # cut off mid-write
+    (out / "quarantine").joinpath(next((out / "quarantine").glob("*.parquet")).name).unlink()
+    summary = run_audit(_config([corpus[0]], tiny_registry, out))
+    assert summary["rows_scored"] == len(corpus[1]) and summary["rows_quarantined"] == 8
+    again = _scores(out).sort_values("row_id").reset_index(drop=True)
+    first = _scores(done).sort_values("row_id").reset_index(drop=True)
+    assert again["row_id"].is_unique and len(again) == len(first)
+    pd.testing.assert_frame_equal(again, first)
+
+
+def test_resume_with_other_settings_is_refused(audited, tiny_registry, corpus):
+    out, _ = audited
+    with pytest.raises(AuditError, match="text_column"):
+        run_audit(_config([corpus[0]], tiny_registry, out, text_column="text"))
+
+
+def test_quest100_wide_audit_cli_and_report(ray_local, tiny_registry, shared_data, tmp_path):
+    out = tmp_path / "quest100"
+    result = CliRunner().invoke(main, ["audit", str(shared_data / "quest100.xlsx"), "--wide",
+                                       "--registry", str(tiny_registry), "--out", str(out),
+                                       "--batch-size", "64"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rows_in"] == summary["rows_scored"] + summary["rows_quarantined"]
+    assert summary["rows_quarantined"] > 0  # blank answers and stray rows
+    assert len(summary["rows_per_model"]) == 6
+    stats = pd.read_parquet(out / "stats" / "stats.parquet")
+    table = stats[stats["scope"] == "value"].pivot(index="model", columns="key", values="mean")
+    assert table.shape == (6, 12) and set(table.columns) == set(VALUE_IDS)
+    result = CliRunner().invoke(main, ["report", str(out / "stats")])
+    assert result.exit_code == 0, result.output
+    pngs = sorted((out / "stats").glob("*.png"))
+    assert len(pngs) == 2 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)

@@ -1,0 +1,236 @@
+"""Batch audit of LLM corpora with Ray Data: read -> validate -> tokenise -> score -> Parquet.
+
+    summary = run_audit(load_audit_config(overrides={
+        "inputs": ["answers.jsonl"], "registry": "runs/quickstart", "out": "audit/run1"}))
+
+Output folder (schemas in valuecsv_ray.schema):
+    scores/       one row per scored input row (SCORE_SCHEMA)
+    quarantine/   one row per input row that could not be scored, with the reason
+    summary.json  rows in = rows scored + rows quarantined, reasons, rows per model
+    audit.json    the resolved config and registry id (a re-run must match it)
+
+Streaming: files are read in blocks by a Ray Data datasource; tokenising runs in CPU tasks
+and scoring in an actor pool (each actor holds the engine), so the corpus never has to fit
+in memory. Re-running the same command resumes: rows already in scores/ or quarantine/ are
+skipped, and a Parquet file cut off by an interruption is removed and its rows redone.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import ray
+from ray.data.datasource import FileBasedDatasource
+
+from valuecsv_ray.config import AuditConfig
+from valuecsv_ray.ensemble import Ensemble, EnsembleScores, EnsembleTokenizer
+from valuecsv_ray.registry import RegistryError, load_registry
+from valuecsv_ray.schema import QUARANTINE_SCHEMA, SCORE_SCHEMA, label_column, prob_column
+from valuecsv_ray.sources import InputSpec, expand_inputs, read_stream
+from valuecsv_ray.values import VALUE_IDS
+
+log = logging.getLogger(__name__)
+SCORES, QUARANTINE, SUMMARY, RECORD = "scores", "quarantine", "summary.json", "audit.json"
+# settings a resumed audit may change (they change no score; `out` may be moved)
+RUNTIME_KEYS = ("out", "batch_size", "actors", "cpus_per_actor", "gpus_per_actor", "device", "token_budget",
+                "read_chunk_rows")
+
+
+class AuditError(RuntimeError):
+    """An audit that cannot start or whose output does not add up."""
+
+
+class CorpusDatasource(FileBasedDatasource):
+    """Ray Data reader for LLM-output files; every input row becomes one RAW_SCHEMA row."""
+
+    def __init__(self, paths: list[str], spec: InputSpec, chunk_rows: int, **kwargs):
+        super().__init__(paths, **kwargs)
+        self.spec, self.chunk_rows = spec, chunk_rows
+
+    def _read_stream(self, f, path: str):
+        yield from read_stream(f, path, self.spec, self.chunk_rows)
+
+
+def input_spec(cfg: AuditConfig) -> InputSpec:
+    return InputSpec(text_column=cfg.text_column, model_column=cfg.model_column,
+                     prompt_column=cfg.prompt_column, id_column=cfg.id_column, wide=cfg.wide,
+                     question_column=cfg.question_column, default_model=cfg.default_model)
+
+
+def read_corpus(paths: list[str], cfg: AuditConfig) -> ray.data.Dataset:
+    source = CorpusDatasource(paths, input_spec(cfg), cfg.read_chunk_rows)
+    return ray.data.read_datasource(source, ray_remote_args={"num_cpus": 0.5})
+
+
+def row_hashes(row_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """64-bit hashes of row ids (for the resume filter: 8 bytes per done row)."""
+    return np.array([int.from_bytes(hashlib.blake2b(r.encode(), digest_size=8).digest(), "little",
+                                    signed=True) for r in row_ids.to_pylist()], dtype=np.int64)
+
+
+def _drop_done(batch: pa.Table, done: np.ndarray) -> pa.Table:
+    if not len(done) or not batch.num_rows:
+        return batch
+    return batch.filter(pa.array(~np.isin(row_hashes(batch["row_id"]), done)))
+
+
+def _bad_rows(batch: pa.Table) -> pa.Table:
+    bad = batch.filter(pc.is_valid(batch["error"]))
+    return pa.table({"row_id": bad["row_id"], "source": bad["source"], "position": bad["position"],
+                     "reason": bad["error"], "raw": bad["raw"]}).cast(QUARANTINE_SCHEMA)
+
+
+def _good_rows(batch: pa.Table) -> pa.Table:
+    return batch.filter(pc.is_null(batch["error"])).drop_columns(["error", "raw"])
+
+
+@functools.lru_cache(maxsize=2)
+def _tokenizer(registry: str) -> EnsembleTokenizer:
+    return EnsembleTokenizer.from_registry(registry)
+
+
+def _tokenize(batch: pa.Table, registry: str) -> pa.Table:
+    """CPU stage: token windows per tokenizer group, as list<list<int32>> columns."""
+    if not batch.num_rows:
+        return batch
+    encoded = _tokenizer(registry).encode(batch["text"].to_pylist())
+    for g, per_text in enumerate(encoded):
+        batch = batch.append_column(f"tokens_{g}", pa.array(per_text, type=pa.list_(pa.list_(pa.int32()))))
+    return batch
+
+
+class Scorer:
+    """Scoring actor: holds the engine, turns tokenised rows into SCORE_SCHEMA rows."""
+
+    def __init__(self, registry: str, device: str | None, token_budget: int, threads: int):
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self.engine = Ensemble.from_registry(registry, device=device, token_budget=token_budget)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        encoded = [batch[f"tokens_{g}"].to_pylist() for g in range(len(self.engine.groups))]
+        return score_table(batch, self.engine.score_encoded(encoded))
+
+
+def score_table(rows: pa.Table, scores: EnsembleScores) -> pa.Table:
+    """Rows (with row_id, source, position, model, prompt, text) and their scores as SCORE_SCHEMA."""
+    columns = {name: rows[name] for name in ("row_id", "source", "position", "model", "prompt")}
+    columns["text_chars"] = pc.utf8_length(rows["text"])
+    columns["windows"] = pa.array(scores.windows, type=pa.int16())
+    index = {v: j for j, v in enumerate(scores.value_ids)}
+    columns |= {prob_column(v): pa.array(scores.probs[:, index[v]]) for v in VALUE_IDS}
+    columns |= {label_column(v): pa.array(scores.labels[:, index[v]]) for v in VALUE_IDS}
+    columns["registry_id"] = pa.array([scores.registry_id] * rows.num_rows, type=pa.string())
+    return pa.table(columns).cast(SCORE_SCHEMA)
+
+
+def run_audit(cfg: AuditConfig) -> dict:
+    """Score every row of the inputs (resuming a previous run into cfg.out); returns the summary."""
+    started = time.time()
+    registry = load_registry(cfg.registry)
+    missing = [v for v in VALUE_IDS if v not in registry.manifest["evaluators"]]
+    if missing:
+        raise AuditError(f"registry {cfg.registry} lacks evaluators for {', '.join(missing)}: an "
+                         "audit scores all twelve values; train them (valuecsv-ray train --values all)")
+    paths = expand_inputs(list(cfg.inputs))
+    out = Path(cfg.out)
+    _start_record(out, cfg, paths, registry.registry_id)
+    done = np.unique(np.concatenate([_done_hashes(out / SCORES), _done_hashes(out / QUARANTINE)]))
+    if len(done):
+        log.info("resuming %s: %d rows already done are skipped", out, len(done))
+    if not ray.is_initialized():
+        ray.init()  # joins a running cluster (RAY_ADDRESS / ray start) or starts a local one
+    todo = read_corpus(paths, cfg).map_batches(_drop_done, fn_kwargs={"done": done}, batch_format="pyarrow",
+                                               batch_size=None)
+    todo.map_batches(_bad_rows, batch_format="pyarrow", batch_size=None).write_parquet(str(out / QUARANTINE))
+    _score(todo, cfg).write_parquet(str(out / SCORES))
+    summary = summarize(out, rows_in=read_corpus(paths, cfg).count())
+    summary |= {"inputs": paths, "registry_id": registry.registry_id, "started": started,
+                "finished": time.time(), "wall_s": round(time.time() - started, 2)}
+    (out / SUMMARY).write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    if summary["rows_in"] != summary["rows_scored"] + summary["rows_quarantined"] or summary["duplicates"]:
+        raise AuditError(f"rows do not add up in {out}: {summary['rows_in']} in, {summary['rows_scored']} "
+                         f"scored, {summary['rows_quarantined']} quarantined, {summary['duplicates']} "
+                         "duplicate row ids (see summary.json)")
+    return summary
+
+
+def _score(todo: ray.data.Dataset, cfg: AuditConfig) -> ray.data.Dataset:
+    device = cfg.device or ("cuda" if cfg.gpus_per_actor > 0 else "cpu")
+    good = todo.map_batches(_good_rows, batch_format="pyarrow", batch_size=None)
+    tokens = good.map_batches(_tokenize, fn_kwargs={"registry": cfg.registry}, batch_format="pyarrow",
+                              batch_size=cfg.batch_size, num_cpus=0.5)
+    return tokens.map_batches(
+        Scorer, fn_constructor_kwargs={"registry": cfg.registry, "device": device,
+                                       "token_budget": cfg.token_budget, "threads": int(cfg.cpus_per_actor)},
+        compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_cpus=cfg.cpus_per_actor,
+        num_gpus=cfg.gpus_per_actor or None, batch_size=cfg.batch_size, batch_format="pyarrow")
+
+
+def _start_record(out: Path, cfg: AuditConfig, paths: list[str], registry_id: str) -> None:
+    """Write audit.json, or check that a resumed audit scores the same inputs the same way."""
+    record = {"config": cfg.to_dict(), "inputs": paths, "registry_id": registry_id}
+    path = out / RECORD
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        changed = [k for k in record["config"] if k not in RUNTIME_KEYS
+                   and old["config"].get(k) != record["config"][k]]
+        changed += [k for k in ("inputs", "registry_id") if old.get(k) != record[k]]
+        if changed:
+            raise AuditError(f"{out} holds an audit with other settings ({', '.join(changed)}): resume "
+                             "with the same inputs and registry, or choose a new --out folder")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def _done_hashes(folder: Path) -> np.ndarray:
+    """Hashes of row ids already written; removes Parquet files cut off by an interruption."""
+    hashes = []
+    for file in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+        try:
+            hashes.append(row_hashes(pq.read_table(file, columns=["row_id"])["row_id"]))
+        except (pa.ArrowInvalid, OSError) as e:
+            log.warning("removing %s, cut off by an interruption (%s); its rows are redone", file, e)
+            file.unlink()
+    return np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64)
+
+
+def summarize(out: Path, rows_in: int) -> dict:
+    """Counts from the written outputs: scored, quarantined (by reason), per model, duplicates."""
+    scores = _read(out / SCORES, ["row_id", "model"])
+    quarantine = _read(out / QUARANTINE, ["row_id", "reason"])
+    ids = pa.concat_arrays([scores["row_id"].combine_chunks(), quarantine["row_id"].combine_chunks()])
+    return {
+        "rows_in": rows_in, "rows_scored": scores.num_rows, "rows_quarantined": quarantine.num_rows,
+        "duplicates": len(ids) - len(pc.unique(ids)),
+        "quarantine_reasons": _counts(quarantine["reason"]), "rows_per_model": _counts(scores["model"]),
+    }
+
+
+def _read(folder: Path, columns: list[str]) -> pa.Table:
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    tables = [pq.read_table(f, columns=columns) for f in files]
+    if not tables:
+        return pa.table({c: pa.array([], type=pa.string()) for c in columns})
+    return pa.concat_tables(tables)
+
+
+def _counts(column: pa.ChunkedArray) -> dict[str, int]:
+    # reasons carry details after ':' (e.g. the JSON error): count by the reason's kind
+    kinds = [str(v).split(":")[0] for v in column.to_pylist()]
+    names, counts = np.unique(np.array(kinds, dtype=object), return_counts=True) if kinds else ([], [])
+    return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
+
+
+__all__ = ["AuditError", "run_audit", "summarize", "score_table", "RegistryError"]

@@ -1,0 +1,273 @@
+"""The audit report: a model x value heatmap, per-model profiles, and Markdown + HTML tables.
+
+    from valuecsv_ray.report import write_report
+    paths = write_report(Path("out/stats"))  # heatmap.png, profiles.png, report.md, report.html
+
+Reads what `valuecsv_ray.stats.write_stats` wrote. Figures use the Agg canvas directly (no pyplot,
+no global matplotlib state); values are labelled "English 中文" where an installed font has the
+Chinese glyphs, else in English, and characters no font can draw are written as escapes, so
+matplotlib never warns about missing glyphs. No torch, no Ray.
+"""
+
+from __future__ import annotations
+
+import html
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from valuecsv_ray.stats import StatsError, load_stats
+from valuecsv_ray.values import VALUES, Level
+
+_BASE_FONT = "DejaVu Sans"  # ships with matplotlib, so it is always there
+_CJK_HINTS = ("cjk", "han", "hei", "song", "kai", "ming", "wenquanyi", "wqy", "yahei", "pingfang",
+              "fangsong", "droid sans fallback", "ar pl", "noto sans sc", "unifont")
+REPORT_FILES = {"heatmap": "heatmap.png", "profiles": "profiles.png", "markdown": "report.md",
+                "html": "report.html"}  # write_report's keys and file names
+_CSS = ("body{font-family:sans-serif;max-width:72rem;margin:2rem auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.2rem .5rem}img{max-width:100%}")
+Block = tuple[Any, ...]  # ("h1" | "h2" | "p", text) | ("table", header, rows) | ("img", file, alt)
+
+
+def _pivot(stats: pd.DataFrame, scope: str, keys: list[str], column: str = "mean") -> pd.DataFrame:
+    """Models (in stats order) x keys table of one statistic of one scope."""
+    part = stats[stats["scope"] == scope]
+    table = part.pivot(index="model", columns="key", values=column)
+    table = table.reindex(index=list(dict.fromkeys(part["model"])), columns=keys)
+    table.columns.name = None
+    return table
+
+
+def model_value_table(stats: pd.DataFrame) -> pd.DataFrame:
+    """The LLM x value table: models as rows, value ids (values.py order) as columns, mean probability."""
+    return _pivot(stats, "value", [v.id for v in VALUES])
+
+
+def coverage_statement(coverage: dict[str, Any]) -> str:
+    """One paragraph: the models with their rows and prompts, and whether and why the comparison
+    was restricted to the prompts every model answered."""
+    models = coverage["models"]
+    listed = "; ".join(
+        f"{name} ({c['rows']} rows, {_count(c['prompts'])} prompts, {c['rows_used']} rows used)"
+        for name, c in models.items()
+    )
+    restricted = "Restricted" if coverage["restricted"] else "Not restricted"
+    return (
+        f"{len(models)} model(s) audited: {listed}. {restricted} to common prompts: {coverage['reason']} "
+        f"({coverage['rows_used']} of {coverage['rows']} rows used)."
+    )
+
+
+def _count(n: int | None) -> str:
+    return "no" if n is None else str(n)
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+def _open_font(font_path: str):
+    """The FreeType face of a font file, or None where it cannot be read."""
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        return FT2Font(font_path)
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def _covers(font, text: str) -> bool:
+    return font is not None and all(font.get_char_index(ord(ch)) for ch in text)
+
+
+@lru_cache(maxsize=1)
+def _cjk_family() -> str | None:
+    """An installed font family that draws every value's Chinese name, or None."""
+    from matplotlib import font_manager
+
+    needed = "".join(v.zh for v in VALUES)
+    real = [f for f in font_manager.fontManager.ttflist if "last resort" not in f.name.lower()]  # boxes only
+    entries = sorted(real, key=lambda f: (not any(h in f.name.lower() for h in _CJK_HINTS), f.name))
+    return next((f.name for f in entries if _covers(_open_font(f.fname), needed)), None)
+
+
+@lru_cache(maxsize=4)
+def _fonts(families: tuple[str, ...]) -> tuple[Any, ...]:
+    """The faces matplotlib picks for `families`, in fallback order."""
+    from matplotlib import font_manager
+
+    return tuple(_open_font(font_manager.findfont(font_manager.FontProperties(family=[f]))) for f in families)
+
+
+def _drawable(text: str, families: tuple[str, ...]) -> str:
+    """`text` with characters none of `families` can draw written as escapes, and `$` kept literal."""
+    fonts = _fonts(families)
+    out = [ch if any(_covers(f, ch) for f in fonts) else ascii(ch)[1:-1] for ch in text]
+    return "".join(out).replace("$", r"\$")
+
+
+def _families() -> tuple[tuple[str, ...], bool]:
+    """Font families for figures, and whether they draw Chinese."""
+    cjk = _cjk_family()
+    return ((cjk, _BASE_FONT) if cjk else (_BASE_FONT,)), cjk is not None
+
+
+def _value_labels(chinese: bool) -> list[str]:
+    return [f"{v.en} {v.zh}" if chinese else v.en for v in VALUES]
+
+
+def _figure(size: tuple[float, float]):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _plot_heatmap(table: pd.DataFrame, path: Path) -> None:
+    """Model x value heatmap of mean probability, each cell annotated."""
+    from matplotlib import rc_context
+
+    families, chinese = _families()
+    values = table.to_numpy(dtype=float)
+    with rc_context({"font.family": list(families)}):
+        fig = _figure((0.9 * len(VALUES) + 3.0, 0.5 * len(table) + 2.6))
+        ax = fig.add_subplot()
+        image = ax.imshow(values, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(VALUES)), _value_labels(chinese), rotation=40, ha="right")
+        ax.set_yticks(range(len(table)), [_drawable(str(m), families) for m in table.index])
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                        color="black" if v > 0.6 else "white")
+        fig.colorbar(image, ax=ax, label="mean P(value expressed)")
+        ax.set_title("Mean probability per model and value")
+        fig.savefig(path, dpi=110)
+
+
+def _plot_profiles(stats: pd.DataFrame, path: Path) -> None:
+    """Grouped bars: mean probability per value with its 95% CI, one series per model."""
+    from matplotlib import rc_context
+
+    families, chinese = _families()
+    keys = [v.id for v in VALUES]
+    means, lows, highs = (_pivot(stats, "value", keys, c) for c in ("mean", "mean_lo", "mean_hi"))
+    width = 0.8 / len(means)
+    with rc_context({"font.family": list(families)}):
+        fig = _figure((min(18.0, max(10.0, 0.2 * len(keys) * len(means) + 5.0)), 5.0))
+        ax = fig.add_subplot()
+        for k, model in enumerate(means.index):
+            x = np.arange(len(keys)) + (k - (len(means) - 1) / 2) * width
+            m = means.loc[model].to_numpy(float)
+            err = [m - lows.loc[model].to_numpy(float), highs.loc[model].to_numpy(float) - m]
+            ax.bar(x, m, width, yerr=err, capsize=2, label=_drawable(str(model), families))
+        for boundary in (3.5, 7.5):  # the three levels, four values each
+            ax.axvline(boundary, color="grey", linewidth=0.8, linestyle=":")
+        ax.set_xticks(range(len(keys)), _value_labels(chinese), rotation=40, ha="right")
+        ax.set_ylim(0.0, 1.0)
+        ax.set_ylabel("mean P(value expressed), 95% CI")
+        ax.set_title("Value profile per model (national | societal | personal)")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="model")
+        fig.savefig(path, dpi=110)
+
+
+# --- the document ----------------------------------------------------------------------------
+
+
+def _interval(mean: float, lo: float, hi: float) -> str:
+    return f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _blocks(stats: pd.DataFrame, coverage: dict[str, Any], images: dict[str, str]) -> list[Block]:
+    """The report as a list of blocks, rendered below to Markdown and HTML."""
+    values = model_value_table(stats)
+    value_rows = [[m, *(f"{x:.3f}" for x in row)] for m, row in values.iterrows()]
+    levels = [level.value for level in Level]
+    level_rows = [
+        [model, *(_interval(*group.loc[key, ["mean", "mean_lo", "mean_hi"]]) for key in levels)]
+        for model, group in stats[stats["scope"] == "level"].set_index("key").groupby("model", sort=False)
+    ]
+    overall = stats[stats["scope"] == "overall"]
+    overall_rows = [
+        [r.model, str(r.n), _interval(r.mean, r.mean_lo, r.mean_hi), f"{r.std:.3f}",
+         f"{r.p10:.3f} / {r.p50:.3f} / {r.p90:.3f}", _interval(r.pos_rate, r.pos_lo, r.pos_hi)]
+        for r in overall.itertuples()
+    ]
+    cov_rows = [[m, str(c["rows"]), _count(c["prompts"]), str(c["rows_used"])]
+                for m, c in coverage["models"].items()]
+    return [
+        ("h1", "Core Socialist Values audit"),
+        ("p", coverage_statement(coverage)),
+        ("table", ["model", "rows", "prompts", "rows used"], cov_rows),
+        ("h2", "Mean probability per model and value"),
+        ("img", images["heatmap"], "model x value heatmap of mean probability"),
+        ("table", ["model", *(f"{v.en} {v.zh}" for v in VALUES)], value_rows),
+        ("img", images["profiles"], "per-model value profile with 95% CIs"),
+        ("h2", "Levels: mean probability [95% CI]"),
+        ("p", "A text's level score is the mean of the level's four probabilities; it counts "
+              "positive if any of the four labels is positive."),
+        ("table", ["model", *levels], level_rows),
+        ("h2", "Overall: all twelve values"),
+        ("p", "A text's overall score is the mean of its twelve probabilities; it counts positive if "
+              "any label is. CI of the mean: mean ± 1.96·std/√n; positive rate: 95% Wilson interval."),
+        ("table", ["model", "n", "mean [95% CI]", "std", "p10 / p50 / p90", "positive rate [95% Wilson]"],
+         overall_rows),
+    ]
+
+
+def _md_escape(text: str) -> str:
+    """Keep a table cell or paragraph intact in Markdown: no raw HTML, no stray column breaks."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "\\<").replace("\n", " ")
+
+
+def _render_markdown(blocks: list[Block]) -> str:
+    lines: list[str] = []
+    for kind, *rest in blocks:
+        if kind in ("h1", "h2"):
+            lines += ["#" * int(kind[1]) + " " + _md_escape(rest[0]), ""]
+        elif kind == "p":
+            lines += [_md_escape(rest[0]), ""]
+        elif kind == "img":
+            lines += [f"![{rest[1]}]({rest[0]})", ""]
+        else:
+            header, rows = rest
+            lines += ["| " + " | ".join(_md_escape(h) for h in header) + " |",
+                      "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(_md_escape(str(c)) for c in row) + " |" for row in rows] + [""]
+    return "\n".join(lines)
+
+
+def _render_html(blocks: list[Block], title: str) -> str:
+    esc = html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en">', '<head><meta charset="utf-8">',
+             f"<title>{esc(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
+    for kind, *rest in blocks:
+        if kind in ("h1", "h2", "p"):
+            parts.append(f"<{kind}>{esc(rest[0])}</{kind}>")
+        elif kind == "img":
+            parts.append(f'<p><img src="{esc(rest[0])}" alt="{esc(rest[1])}"></p>')
+        else:
+            header, rows = rest
+            parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
+            parts += ["<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows]
+            parts.append("</table>")
+    return "\n".join([*parts, "</body>", "</html>", ""])
+
+
+def write_report(stats_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
+    """Write heatmap.png, profiles.png, report.md and report.html (default: into `stats_dir`)."""
+    stats, coverage = load_stats(stats_dir)
+    if stats.empty:
+        raise StatsError(f"{stats_dir}: stats.parquet has no rows; nothing to report")
+    out_dir = Path(out_dir if out_dir is not None else stats_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {k: out_dir / name for k, name in REPORT_FILES.items()}
+    _plot_heatmap(model_value_table(stats), paths["heatmap"])
+    _plot_profiles(stats, paths["profiles"])
+    blocks = _blocks(stats, coverage, REPORT_FILES)
+    paths["markdown"].write_text(_render_markdown(blocks), encoding="utf-8")
+    paths["html"].write_text(_render_html(blocks, "Core Socialist Values audit"), encoding="utf-8")
+    return paths
