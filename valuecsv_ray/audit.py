@@ -68,7 +68,7 @@ def input_spec(cfg: AuditConfig) -> InputSpec:
 
 def read_corpus(paths: list[str], cfg: AuditConfig) -> ray.data.Dataset:
     source = CorpusDatasource(paths, input_spec(cfg), cfg.read_chunk_rows)
-    return ray.data.read_datasource(source, ray_remote_args={"num_cpus": 0.5})
+    return ray.data.read_datasource(source, num_cpus=0.5)
 
 
 def row_hashes(row_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -120,7 +120,9 @@ class EnsembleTokenizer:
 
     def _windows(self, tokenizer, texts: Sequence[str]) -> list[list[list[int]]]:
         body = self.max_length - 2
-        encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        # verbose=False: no "longer than the maximum" warning; long texts are windowed below
+        encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False,
+                            verbose=False)["input_ids"]
         out = []
         for ids in encoded:
             starts = [0]
