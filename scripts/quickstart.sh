@@ -2,7 +2,8 @@
 # Quickstart: install valuecsv-ray, start a local Ray instance (token auth on, dashboard on
 # 127.0.0.1 only), submit jobs/train_all.py with `ray job submit` on the annotated sample
 # that ships with the package and the offline tiny backbone, and print the metrics table.
-# Needs only Python 3.10+ and the package registry; about 5 minutes on 2 CPU cores.
+# Needs only Python 3.10+ and the package registry; about 8 minutes on 2 CPU cores.
+# It refuses to run beside another Ray instance: its `ray stop` at the end would stop that too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -13,6 +14,13 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 python -m pip install -q --upgrade pip
 python -m pip install -q torch==2.13.0   # the CPU build; an unpinned torch pulls CUDA wheels
 python -m pip install -q -e .
+
+ray_status=$(ray status 2>&1 || true)
+if ! grep -q "Could not find any running Ray instance" <<<"$ray_status"; then
+    echo "error: a Ray instance is already running on this machine; the Quickstart starts and" >&2
+    echo "stops its own. Stop the other one first (ray stop), then run this again." >&2
+    exit 1
+fi
 
 export RAY_AUTH_MODE=token                # clients (ray job submit) must send the token
 ray get-auth-token --generate >/dev/null  # creates ~/.ray/auth_token once

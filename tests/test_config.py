@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from valuecsv_ray.config import ConfigError, TrainConfig, load_train_config, parse_overrides
+from valuecsv_ray.config import (
+    ConfigError,
+    TrainConfig,
+    load_audit_config,
+    load_train_config,
+    parse_overrides,
+)
 from valuecsv_ray.values import VALUE_IDS, VALUES
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -139,8 +145,19 @@ def test_unreadable_config_file(tmp_path):
 
 def test_every_shipped_config_loads():
     paths = sorted(CONFIGS.glob("*.yaml"))
-    if not paths:
-        pytest.skip(f"no configs in {CONFIGS}")
+    assert len(paths) >= 6, f"configs missing from {CONFIGS}"
     for path in paths:
-        cfg = load_train_config(path)
+        if path.name.startswith("audit-"):  # inputs, registry and out come from the command line
+            cfg = load_audit_config(path, {"inputs": ["x.jsonl"], "registry": "r", "out": "o"})
+        else:
+            cfg = load_train_config(path)
         assert cfg.problems() == [], path
+
+
+def test_audit_config_reports_every_problem_at_once():
+    with pytest.raises(ConfigError) as e:
+        load_audit_config(overrides={"inputs": [], "actors": 0, "gpus_per_actor": -1, "devce": "cuda"})
+    message = str(e.value)
+    for part in ("inputs", "registry is required", "out is required", "actors", "gpus_per_actor",
+                 "did you mean 'device'"):
+        assert part in message, part

@@ -1,0 +1,213 @@
+"""Audit benchmark: the Ray Data pipeline against the engine in a plain loop, and its memory.
+
+    python bench/audit_bench.py --rows 100000                 # both paths on 100k rows
+    python bench/audit_bench.py --rows 1000000 --only pipeline  # memory at 1M rows
+
+Builds a synthetic corpus of N rows (JSONL) by recombining sentences of ValueCSV5000 texts and
+quest100 answers (../shared/data), with six model names and quest100 questions as prompts,
+then scores it (a) with `run_audit` (read -> validate -> tokenise -> score actors -> Parquet)
+and (b) with `Ensemble.score` in a plain loop over batches of the same rows, writing the same
+Parquet columns. Prints rows/s of both, their ratio, and the peak memory in use on the machine
+above its level before the run (MemTotal - MemAvailable from /proc/meminfo, sampled every
+0.2 s: driver, Ray workers and object store together). Random tiny weights unless --registry.
+Run by hand, not in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MODELS = ("chatglm3-6b", "Baichuan4", "glm-4", "claude-3-opus", "gpt4", "llama2")
+
+
+def sentence_pool(data_dir: Path) -> tuple[list[str], list[str]]:
+    """Sentences of ValueCSV5000 texts and quest100 answers; quest100 questions."""
+    from valuecsv_ray.data import load_annotated
+
+    texts = list(load_annotated(data_dir / "ValueCSV5000.xlsx").texts)
+    wide = pd.read_excel(data_dir / "quest100.xlsx", header=0)
+    for column in wide.columns[1:]:
+        texts += [t for t in wide[column] if isinstance(t, str) and t.strip()]
+    questions = [q.strip() for q in wide[wide.columns[0]] if isinstance(q, str) and q.strip()]
+    sentences = [s for t in texts for s in re.split(r"(?<=[。！？!?])", t) if len(s.strip()) >= 4]
+    return sentences, questions
+
+
+def make_corpus(path: Path, rows: int, data_dir: Path, seed: int = 0, chunk: int = 50_000) -> None:
+    """Write `rows` JSONL rows of 1-4 recombined sentences each, chunk by chunk."""
+    sentences, questions = sentence_pool(data_dir)
+    rng = np.random.default_rng(seed)
+    with path.open("w", encoding="utf-8") as f:
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+            counts = rng.integers(1, 5, size=n)
+            picks = rng.integers(0, len(sentences), size=int(counts.sum()))
+            ends = np.cumsum(counts)
+            for i in range(n):
+                text = "".join(sentences[j] for j in picks[ends[i] - counts[i] : ends[i]])
+                row = {"id": f"row{start + i}", "model": MODELS[(start + i) % 6],
+                       "prompt": questions[(start + i) // 6 % len(questions)], "response": text}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+class MemoryPeak:
+    """Peak of (MemTotal - MemAvailable) above the level at start, sampled in a thread."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+
+    @staticmethod
+    def used() -> int:
+        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        return (int(info["MemTotal"].split()[0]) - int(info["MemAvailable"].split()[0])) * 1024
+
+    def __enter__(self) -> MemoryPeak:
+        self.base = self.used()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self.used() - self.base)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def plain_loop(corpus: Path, registry: str, out: Path, batch_size: int, threads: int) -> int:
+    """The engine over batches of the corpus in one process, Parquet out; returns rows scored."""
+    import torch
+
+    from valuecsv_ray.ensemble import Ensemble
+
+    torch.set_num_threads(threads)
+    engine = Ensemble.from_registry(registry, device="cpu")
+    out.mkdir(parents=True, exist_ok=True)
+    scored, writer, batch = 0, None, []
+    with corpus.open(encoding="utf-8") as f:
+        for position, line in enumerate(f):
+            row = json.loads(line)
+            batch.append({"row_id": row["id"], "source": str(corpus), "position": position,
+                          "model": row["model"], "prompt": row["prompt"], "text": row["response"]})
+            if len(batch) == batch_size:
+                writer = _write(writer, out, engine, batch)
+                scored, batch = scored + len(batch), []
+    if batch:
+        writer = _write(writer, out, engine, batch)
+        scored += len(batch)
+    writer.close()
+    return scored
+
+
+def _write(writer, out: Path, engine, batch: list[dict]):
+    from valuecsv_ray.audit import score_table
+    from valuecsv_ray.schema import SCORE_SCHEMA
+
+    rows = pa.Table.from_pylist(batch)
+    table = score_table(rows, engine.score(rows["text"].to_pylist()))
+    writer = writer or pq.ParquetWriter(out / "scores.parquet", SCORE_SCHEMA)
+    writer.write_table(table)
+    return writer
+
+
+def pipeline(corpus: Path, registry: str, out: Path, args) -> dict:
+    from valuecsv_ray.audit import run_audit
+    from valuecsv_ray.config import load_audit_config
+
+    cfg = load_audit_config(overrides={"inputs": [str(corpus)], "registry": registry, "out": str(out),
+                                       "batch_size": args.batch_size, "actors": args.actors,
+                                       "cpus_per_actor": args.cpus_per_actor})
+    return run_audit(cfg)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="corpus rows")
+    parser.add_argument("--only", choices=["both", "pipeline", "loop"], default="both")
+    parser.add_argument("--registry", help="a trained registry (default: random tiny weights)")
+    parser.add_argument("--batch-size", type=int, default=256, help="rows per scoring call")
+    parser.add_argument("--actors", type=int, default=2, help="pipeline scoring actors")
+    parser.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs (threads) per actor")
+    parser.add_argument("--ray-cpus", type=int, default=3, help="logical CPUs of the local Ray")
+    parser.add_argument("--loop-threads", type=int, default=2, help="torch threads of the plain loop")
+    parser.add_argument("--work-dir", type=Path, help="where corpus and outputs go (default: a temp dir)")
+    parser.add_argument("--data-dir", type=Path, default=DATA, help="folder with the two xlsx files")
+    args = parser.parse_args()
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="audit-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    corpus = work / f"corpus-{args.rows}.jsonl"
+    if not corpus.is_file():
+        start = time.perf_counter()
+        make_corpus(corpus, args.rows, args.data_dir)
+        print(f"corpus: {args.rows} rows, {corpus.stat().st_size / 1e6:.0f} MB in "
+              f"{time.perf_counter() - start:.0f} s ({corpus})")
+    registry = args.registry or _random_registry(work)
+    results = {}
+    if args.only in ("both", "loop"):
+        results["loop"] = _timed(lambda: plain_loop(corpus, registry, _fresh(work / "loop"),
+                                                    args.batch_size, args.loop_threads))
+    if args.only in ("both", "pipeline"):
+        import ray
+
+        ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False)
+        results["pipeline"] = _timed(lambda: pipeline(corpus, registry, _fresh(work / "pipeline"), args))
+        ray.shutdown()
+    _print(args, results)
+    if not args.work_dir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _random_registry(work: Path) -> str:
+    from valuecsv_ray.synthetic import random_registry
+
+    path = work / "random-tiny"
+    if not (path / "manifest.json").is_file():
+        random_registry(path, size="tiny")
+    return str(path)
+
+
+def _fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+def _timed(fn) -> dict:
+    with MemoryPeak() as memory:
+        start = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - start
+    rows = result if isinstance(result, int) else result["rows_scored"]
+    return {"rows": rows, "seconds": seconds, "peak_mb": memory.peak / 2**20}
+
+
+def _print(args, results: dict) -> None:
+    print(f"{args.rows} rows, batch {args.batch_size}; pipeline: {args.actors} actor(s) x "
+          f"{args.cpus_per_actor} CPU on a local Ray of {args.ray_cpus} CPUs; loop: "
+          f"{args.loop_threads} torch threads")
+    for name, r in results.items():
+        rate = r["rows"] / r["seconds"]
+        print(f"{name:9s} {r['rows']:9d} rows in {r['seconds']:8.1f} s = {rate:8.1f} rows/s; "
+              f"peak memory above idle {r['peak_mb']:8.0f} MB")
+    if len(results) == 2:
+        ratio = (results["pipeline"]["rows"] / results["pipeline"]["seconds"]) / (
+            results["loop"]["rows"] / results["loop"]["seconds"])
+        print(f"pipeline / plain loop: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
