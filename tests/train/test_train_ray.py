@@ -5,6 +5,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -111,18 +112,28 @@ def test_registry_show_prints_the_metrics_table(three):
         assert text in result.output
 
 
+def _registered(run: Path, checkpoint: str) -> bool:
+    try:
+        snapshot = json.loads((run / "checkpoint_manager_snapshot.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return any(r["checkpoint_dir_name"] == checkpoint for r in snapshot["checkpoint_results"])
+
+
 def test_killed_worker_restarts_from_checkpoint(tmp_path, shared_data, ray_local):
     cfg = _config(tmp_path, shared_data, name="killed", values="justice", max_length=128,
                   max_epochs=5, max_failures=1, resources_per_worker={"CPU": 1})
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.update(path=train_all(cfg)))
     thread.start()
-    first = tmp_path / "killed" / "_ray" / "killed-justice" / "epoch_001"
+    run = tmp_path / "killed" / "_ray" / "killed-justice"
+    first = run / "epoch_001"
     deadline = time.time() + 300
-    while not first.exists() and time.time() < deadline and thread.is_alive():
+    # kill only once Ray Train's controller has registered the checkpoint (its snapshot lists
+    # it): a folder on disk that the controller has not recorded yet is not restored from
+    while not _registered(run, first.name) and time.time() < deadline and thread.is_alive():
         time.sleep(0.2)
-    assert first.exists(), "no first checkpoint appeared"
-    time.sleep(0.5)  # let the report finish writing progress.json
+    assert _registered(run, first.name), "no first checkpoint was registered"
     pid = json.loads((first / "progress.json").read_text())["attempts"][-1]["pid"]
     os.kill(pid, signal.SIGKILL)  # the rank-0 training worker of this run
     thread.join(timeout=600)
