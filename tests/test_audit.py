@@ -142,6 +142,13 @@ def test_quest100_wide_audit_cli_and_report(ray_local, tiny_registry, shared_dat
     stats = pd.read_parquet(out / "stats" / "stats.parquet")
     table = stats[stats["scope"] == "value"].pivot(index="model", columns="key", values="mean")
     assert table.shape == (6, 12) and set(table.columns) == set(VALUE_IDS)
+    scores = _scores(out)  # the statistics are those of the written rows, on the 89 common questions
+    common = scores.groupby("prompt")["model"].nunique().loc[lambda n: n == 6].index
+    assert len(common) == 89
+    expected = scores[scores["prompt"].isin(common)].groupby("model")[list(PROB_COLUMNS)].mean()
+    expected.columns = [c.removeprefix("p_") for c in expected.columns]
+    np.testing.assert_allclose(table.loc[expected.index, expected.columns].to_numpy(), expected.to_numpy(),
+                               rtol=1e-6)
     result = CliRunner().invoke(main, ["report", str(out / "stats")])
     assert result.exit_code == 0, result.output
     pngs = sorted((out / "stats").glob("*.png"))
