@@ -45,7 +45,8 @@ def served(ray_local, tiny_registry):
 
     serve.start(http_options={"host": "127.0.0.1", "port": PORT})
     app = app_builder({"registry": str(tiny_registry), "token": TOKEN, "max_texts_per_request": 8,
-                       "max_body_bytes": 4096, "max_text_chars": 1000})
+                       "max_body_bytes": 4096, "max_text_chars": 1000},
+                      user_config={"max_batch_size": 16, "batch_wait_timeout_s": 0.02})  # as the CLI does
     serve.run(app, name="valuecsv", route_prefix="/")
     yield tiny_registry
     serve.shutdown()

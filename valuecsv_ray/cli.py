@@ -181,8 +181,8 @@ def serve_cmd(registry: str, host: str, port: int, max_batch_size: int, device: 
     _run_or_exit(lambda: load_registry(registry))
     ray.init()
     serve.start(http_options={"host": host, "port": port})
-    app = app_builder({"registry": registry, "device": device})
-    app = app.options(user_config={"max_batch_size": max_batch_size, "batch_wait_timeout_s": 0.01})
+    app = app_builder({"registry": registry, "device": device},
+                      user_config={"max_batch_size": max_batch_size, "batch_wait_timeout_s": 0.01})
     guard = "Bearer token required" if os.environ.get(TOKEN_ENV) else "no token set"
     click.echo(f"serving {registry} at http://{host}:{port}/v1/score ({guard}); docs at /docs")
     serve.run(app, name="valuecsv", route_prefix="/", blocking=True)

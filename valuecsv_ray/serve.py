@@ -144,10 +144,14 @@ class EnsembleDeployment:
         self.engine.score([HEALTH_TEXT])
 
 
-def app_builder(args: dict) -> Application:
-    """Serve app builder: `import_path: valuecsv_ray.serve:app_builder` with `args:`."""
+def app_builder(args: dict, user_config: dict | None = None) -> Application:
+    """Serve app builder: `import_path: valuecsv_ray.serve:app_builder` with `args:`.
+
+    `user_config` (batching) is for callers in Python; YAMLs set it on the deployment.
+    """
     validated = ServeArgs(**args)
     registry = Path(validated.registry).expanduser()
     if not registry.is_absolute():  # relative to where `serve run` / `serve deploy` builds
         validated = validated.model_copy(update={"registry": str(registry.resolve())})
-    return EnsembleDeployment.bind(validated.model_dump())
+    deployment = EnsembleDeployment.options(user_config=user_config) if user_config else EnsembleDeployment
+    return deployment.bind(validated.model_dump())
