@@ -9,6 +9,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
+from valuecsv_ray.inputs import expand_inputs
 from valuecsv_ray.schema import UNKNOWN_MODEL
 from valuecsv_ray.sources import (
     BAD_ENCODING,
@@ -21,7 +22,6 @@ from valuecsv_ray.sources import (
     InputError,
     InputSpec,
     detect_format,
-    expand_inputs,
     read_stream,
 )
 

@@ -33,9 +33,10 @@ from ray.data.datasource import FileBasedDatasource
 
 from valuecsv_ray.config import AuditConfig
 from valuecsv_ray.ensemble import Ensemble, EnsembleScores, EnsembleTokenizer
+from valuecsv_ray.inputs import expand_inputs
 from valuecsv_ray.registry import RegistryError, load_registry
 from valuecsv_ray.schema import QUARANTINE_SCHEMA, SCORE_SCHEMA, label_column, prob_column
-from valuecsv_ray.sources import InputSpec, expand_inputs, read_stream
+from valuecsv_ray.sources import InputSpec, read_stream
 from valuecsv_ray.values import VALUE_IDS
 
 log = logging.getLogger(__name__)
