@@ -31,10 +31,10 @@ import pyarrow.parquet as pq
 import ray
 from ray.data.datasource import FileBasedDatasource
 
-from valuecsv_ray.config import AuditConfig
+from valuecsv_ray.config import AuditConfig, changed_settings
 from valuecsv_ray.ensemble import Ensemble, EnsembleScores, EnsembleTokenizer
 from valuecsv_ray.inputs import expand_inputs
-from valuecsv_ray.registry import RegistryError, load_registry
+from valuecsv_ray.registry import load_registry
 from valuecsv_ray.schema import QUARANTINE_SCHEMA, SCORE_SCHEMA, label_column, prob_column
 from valuecsv_ray.sources import InputSpec, read_stream
 from valuecsv_ray.values import VALUE_IDS
@@ -184,8 +184,7 @@ def _start_record(out: Path, cfg: AuditConfig, paths: list[str], registry_id: st
     path = out / RECORD
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        changed = [k for k in record["config"] if k not in RUNTIME_KEYS
-                   and old["config"].get(k) != record["config"][k]]
+        changed = changed_settings(old["config"], record["config"], RUNTIME_KEYS)
         changed += [k for k in ("inputs", "registry_id") if old.get(k) != record[k]]
         if changed:
             raise AuditError(f"{out} holds an audit with other settings ({', '.join(changed)}): resume "
@@ -234,4 +233,4 @@ def _counts(column: pa.ChunkedArray) -> dict[str, int]:
     return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
 
 
-__all__ = ["AuditError", "run_audit", "summarize", "score_table", "RegistryError"]
+__all__ = ["AuditError", "run_audit", "summarize", "score_table"]

@@ -173,6 +173,12 @@ class AuditConfig:
 _FLOAT_KEYS = ("learning_rate", "weight_decay", "warmup_ratio", "cpus_per_actor", "gpus_per_actor")
 
 
+def changed_settings(old: dict, new: dict, runtime_keys: tuple[str, ...]) -> list[str]:
+    """Keys whose values differ between two resolved configs, leaving out `runtime_keys`
+    (settings a resumed job may change); what a resume refuses."""
+    return [k for k in sorted(set(old) | set(new)) if k not in runtime_keys and old.get(k) != new.get(k)]
+
+
 class ConfigError(ValueError):
     """One or more invalid settings; the message lists all of them."""
 
@@ -242,4 +248,4 @@ def _load(cls, kind: str, path: str | Path | None, overrides: dict | None):
 
 
 __all__ = ["TrainConfig", "AuditConfig", "ConfigError", "load_train_config", "load_audit_config",
-           "parse_overrides", "VALUE_IDS"]
+           "parse_overrides", "changed_settings", "VALUE_IDS"]

@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from valuecsv_ray import __version__
+from valuecsv_ray.config import changed_settings
 from valuecsv_ray.values import VALUE_IDS, value_by_id
 
 FORMAT = "valuecsv-ray/registry"
@@ -90,8 +91,7 @@ def start_job(path: Path, job: dict) -> None:
         write_json(job_file, job)
         return
     old = json.loads(job_file.read_text(encoding="utf-8"))
-    changed = [k for k in sorted(set(old["config"]) | set(job["config"]))
-               if k not in RUNTIME_KEYS and old["config"].get(k) != job["config"].get(k)]
+    changed = changed_settings(old["config"], job["config"], RUNTIME_KEYS)
     if old["data"]["sha256"] != job["data"]["sha256"]:
         changed.insert(0, "data (its sha256 differs)")
     if changed:
