@@ -1,15 +1,16 @@
 """Audit benchmark: the Ray Data pipeline against the engine in a plain loop, and its memory.
 
-    python bench/audit_bench.py --rows 100000                 # both paths on 100k rows
+    python bench/audit_bench.py --rows 100000                   # both paths on 100k rows
     python bench/audit_bench.py --rows 1000000 --only pipeline  # memory at 1M rows
 
-Builds a synthetic corpus of N rows (JSONL) by recombining sentences of ValueCSV5000 texts and
-quest100 answers (../shared/data), with six model names and quest100 questions as prompts,
+Builds a synthetic corpus of N rows (JSONL) of 1 to --max-sentences sentences each, drawn from
+ValueCSV5000 texts and quest100 answers (../shared/data), with six model names and quest100
+questions as prompts,
 then scores it (a) with `run_audit` (read -> validate -> tokenise -> score actors -> Parquet)
 and (b) with `Ensemble.score` in a plain loop over batches of the same rows, writing the same
-Parquet columns. Prints rows/s of both, their ratio, and the peak memory in use on the machine
-above its level before the run (MemTotal - MemAvailable from /proc/meminfo, sampled every
-0.2 s: driver, Ray workers and object store together). Random tiny weights unless --registry.
+Parquet columns. Prints rows/s of both, their ratio, and the peak memory of each path: the
+benchmark process and its descendants (for the pipeline: Ray's raylet, workers, actors and
+object store, started by this process), as summed PSS. Random tiny weights unless --registry.
 Run by hand, not in CI.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -46,14 +48,15 @@ def sentence_pool(data_dir: Path) -> tuple[list[str], list[str]]:
     return sentences, questions
 
 
-def make_corpus(path: Path, rows: int, data_dir: Path, seed: int = 0, chunk: int = 50_000) -> None:
-    """Write `rows` JSONL rows of 1-4 recombined sentences each, chunk by chunk."""
+def make_corpus(path: Path, rows: int, data_dir: Path, max_sentences: int = 4, seed: int = 0,
+                chunk: int = 50_000) -> None:
+    """Write `rows` JSONL rows of 1 to max_sentences recombined sentences each, chunk by chunk."""
     sentences, questions = sentence_pool(data_dir)
     rng = np.random.default_rng(seed)
     with path.open("w", encoding="utf-8") as f:
         for start in range(0, rows, chunk):
             n = min(chunk, rows - start)
-            counts = rng.integers(1, 5, size=n)
+            counts = rng.integers(1, max_sentences + 1, size=n)
             picks = rng.integers(0, len(sentences), size=int(counts.sum()))
             ends = np.cumsum(counts)
             for i in range(n):
@@ -64,29 +67,61 @@ def make_corpus(path: Path, rows: int, data_dir: Path, seed: int = 0, chunk: int
 
 
 class MemoryPeak:
-    """Peak of (MemTotal - MemAvailable) above the level at start, sampled in a thread."""
+    """Peak memory of this process and all its descendants (Ray's raylet, workers, actors and
+    object store when Ray was started here), sampled in a thread every `interval` seconds.
 
-    def __init__(self, interval: float = 0.2):
+    Memory is the sum of proportional set sizes (PSS, /proc/PID/smaps_rollup): shared pages
+    (libraries, the object store's shared memory) count once in all, not once per process.
+    Other programs on the machine do not count.
+    """
+
+    def __init__(self, interval: float = 0.5):
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
 
     @staticmethod
     def used() -> int:
-        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
-        return (int(info["MemTotal"].split()[0]) - int(info["MemAvailable"].split()[0])) * 1024
+        return sum(_pss(pid) for pid in _tree(os.getpid()))
 
     def __enter__(self) -> MemoryPeak:
-        self.base = self.used()
+        self.peak = self.used()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self.used() - self.base)
+            self.peak = max(self.peak, self.used())
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _tree(root: int) -> list[int]:
+    """root and its descendants, from the parent ids in /proc/PID/stat."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
+def _pss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def plain_loop(corpus: Path, registry: str, out: Path, batch_size: int, threads: int) -> int:
@@ -138,6 +173,8 @@ def pipeline(corpus: Path, registry: str, out: Path, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000, help="corpus rows")
+    parser.add_argument("--max-sentences", type=int, default=4,
+                        help="sentences per row: 1 to this many (mean 48 chars each)")
     parser.add_argument("--only", choices=["both", "pipeline", "loop"], default="both")
     parser.add_argument("--registry", help="a trained registry (default: random tiny weights)")
     parser.add_argument("--batch-size", type=int, default=256, help="rows per scoring call")
@@ -150,10 +187,10 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="audit-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    corpus = work / f"corpus-{args.rows}.jsonl"
+    corpus = work / f"corpus-{args.rows}-{args.max_sentences}.jsonl"
     if not corpus.is_file():
         start = time.perf_counter()
-        make_corpus(corpus, args.rows, args.data_dir)
+        make_corpus(corpus, args.rows, args.data_dir, args.max_sentences)
         print(f"corpus: {args.rows} rows, {corpus.stat().st_size / 1e6:.0f} MB in "
               f"{time.perf_counter() - start:.0f} s ({corpus})")
     registry = args.registry or _random_registry(work)
@@ -202,7 +239,7 @@ def _print(args, results: dict) -> None:
     for name, r in results.items():
         rate = r["rows"] / r["seconds"]
         print(f"{name:9s} {r['rows']:9d} rows in {r['seconds']:8.1f} s = {rate:8.1f} rows/s; "
-              f"peak memory above idle {r['peak_mb']:8.0f} MB")
+              f"peak memory {r['peak_mb']:6.0f} MiB")
     if len(results) == 2:
         ratio = (results["pipeline"]["rows"] / results["pipeline"]["seconds"]) / (
             results["loop"]["rows"] / results["loop"]["seconds"])

@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -32,12 +33,14 @@ import ray
 from ray.data.datasource import FileBasedDatasource
 
 from valuecsv_ray.config import AuditConfig, changed_settings
-from valuecsv_ray.ensemble import Ensemble, EnsembleScores, EnsembleTokenizer
 from valuecsv_ray.inputs import expand_inputs
 from valuecsv_ray.registry import load_registry
 from valuecsv_ray.schema import QUARANTINE_SCHEMA, SCORE_SCHEMA, label_column, prob_column
 from valuecsv_ray.sources import InputSpec, read_stream
 from valuecsv_ray.values import VALUE_IDS
+
+if TYPE_CHECKING:
+    from valuecsv_ray.ensemble import EnsembleScores, EnsembleTokenizer
 
 log = logging.getLogger(__name__)
 SCORES, QUARANTINE, SUMMARY, RECORD = "scores", "quarantine", "summary.json", "audit.json"
@@ -96,6 +99,8 @@ def _good_rows(batch: pa.Table) -> pa.Table:
 
 @functools.lru_cache(maxsize=2)
 def _tokenizer(registry: str) -> EnsembleTokenizer:
+    from valuecsv_ray.ensemble import EnsembleTokenizer
+
     return EnsembleTokenizer.from_registry(registry)
 
 
@@ -114,6 +119,8 @@ class Scorer:
 
     def __init__(self, registry: str, device: str | None, token_budget: int, threads: int):
         import torch
+
+        from valuecsv_ray.ensemble import Ensemble
 
         torch.set_num_threads(max(1, threads))
         self.engine = Ensemble.from_registry(registry, device=device, token_budget=token_budget)
