@@ -1,6 +1,7 @@
 """Shared fixtures: the real data beside the checkout, loaded once."""
 
 import os
+import socket
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # before anything imports ray
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -10,6 +11,18 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# A local S3 endpoint (moto) for the s3:// tests. pyarrow reads AWS_ENDPOINT_URL, and Ray's
+# workers get these variables from ray_local's runtime_env, so they must be fixed up front.
+S3_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+          "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}"}
 
 
 @pytest.fixture(scope="session")
@@ -36,9 +49,29 @@ def ray_local():
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=512 * 2**20,
-             log_to_driver=False)
+             log_to_driver=False, runtime_env={"env_vars": S3_ENV})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A local S3 server (moto) at S3_ENV's endpoint; yields a pyarrow filesystem on it."""
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    port = int(S3_ENV["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    saved = {k: os.environ.get(k) for k in S3_ENV}
+    os.environ.update(S3_ENV)
+    yield pafs.S3FileSystem(endpoint_override=S3_ENV["AWS_ENDPOINT_URL"], allow_bucket_creation=True)
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k)
+        else:
+            os.environ[k] = v
 
 
 def build_tiny_registry(path: Path, seed: int = 0) -> Path:

@@ -16,6 +16,7 @@ from valuecsv_ray.audit import AuditError, run_audit
 from valuecsv_ray.cli import main
 from valuecsv_ray.config import load_audit_config
 from valuecsv_ray.ensemble import Ensemble
+from valuecsv_ray.inputs import expand_inputs
 from valuecsv_ray.schema import PROB_COLUMNS, QUARANTINE_SCHEMA, SCORE_SCHEMA
 from valuecsv_ray.values import VALUE_IDS
 
@@ -40,7 +41,8 @@ def _corpus(folder: Path, n_good: int = 60) -> tuple[Path, list[str]]:
            b'{"id": "b5", "model": "glm", "response": 42}',  # non-string text
            b'{"id": "b6", "model": "glm", "response": "\xb2\xbb\xba\xc3"}',  # GBK bytes, not UTF-8
            b'{"id": "b7", "model": "glm", "response": "cut off',  # malformed JSON
-           b'["not", "an", "object"]']
+           b'["not", "an", "object"]',
+           b'{"id": "r1", "model": "glm", "response": "repeated id"}']  # duplicate id
     for j, line in enumerate(bad):
         lines.insert(7 * j + 3, line)
     path = folder / "corpus.jsonl"
@@ -72,9 +74,12 @@ def audited(ray_local, tiny_registry, corpus, tmp_path_factory):
 def test_every_row_is_scored_or_quarantined_with_its_reason(audited, corpus):
     out, summary = audited
     n_lines = len(corpus[0].read_bytes().splitlines())
-    assert summary["rows_in"] == n_lines == len(corpus[1]) + 8
-    assert summary["rows_scored"] == len(corpus[1]) and summary["rows_quarantined"] == 8
+    assert summary["rows_in"] == n_lines == len(corpus[1]) + 9
+    assert summary["rows_scored"] == len(corpus[1]) and summary["rows_quarantined"] == 9
     assert summary["duplicates"] == 0
+    assert summary["quarantine_reasons"] == {
+        "empty text": 2, "missing text": 2, "non-string text (int)": 1, "unreadable encoding (not UTF-8)": 1,
+        "malformed JSON": 2, "duplicate id": 1}
     quarantine = pq.read_table(out / "quarantine")
     assert quarantine.schema.equals(QUARANTINE_SCHEMA, check_metadata=False)
     reasons = dict(zip(quarantine["row_id"].to_pylist(), quarantine["reason"].to_pylist(), strict=True))
@@ -84,7 +89,8 @@ def test_every_row_is_scored_or_quarantined_with_its_reason(audited, corpus):
     assert reasons["b5"].startswith("non-string text")
     assert reasons[at + "38"].startswith("unreadable encoding")
     assert reasons[at + "45"].startswith("malformed JSON") and reasons[at + "52"].startswith("malformed JSON")
-    assert set(quarantine["position"].to_pylist()) == {7 * j + 3 for j in range(8)}
+    assert reasons[at + "59"] == "duplicate id: r1"
+    assert set(quarantine["position"].to_pylist()) == {7 * j + 3 for j in range(9)}
     assert json.loads((out / "summary.json").read_text())["rows_in"] == n_lines
 
 
@@ -116,11 +122,42 @@ def test_resume_after_an_interruption_gives_one_row_per_input_row(audited, tiny_
     files[1].write_bytes(files[1].read_bytes()[:200])  # cut off mid-write
     (out / "quarantine").joinpath(next((out / "quarantine").glob("*.parquet")).name).unlink()
     summary = run_audit(_config([corpus[0]], tiny_registry, out))
-    assert summary["rows_scored"] == len(corpus[1]) and summary["rows_quarantined"] == 8
+    assert summary["rows_scored"] == len(corpus[1]) and summary["rows_quarantined"] == 9
     again = _scores(out).sort_values("row_id").reset_index(drop=True)
     first = _scores(done).sort_values("row_id").reset_index(drop=True)
     assert again["row_id"].is_unique and len(again) == len(first)
     pd.testing.assert_frame_equal(again, first)
+
+
+def test_s3_inputs_are_audited_like_local_files(audited, corpus, tiny_registry, s3, tmp_path):
+    s3.create_dir("audit-in")
+    with s3.open_output_stream("audit-in/llm/corpus.jsonl") as f:
+        f.write(corpus[0].read_bytes())
+    uri = "s3://audit-in/llm/corpus.jsonl"
+    assert expand_inputs(["s3://audit-in/"]) == expand_inputs(["s3://audit-in/**/*.jsonl"]) == [uri]
+    out = tmp_path / "run"
+    summary = run_audit(_config(["s3://audit-in/"], tiny_registry, out))
+    local_out, local = audited
+    assert (summary["rows_in"], summary["rows_scored"]) == (local["rows_in"], local["rows_scored"])
+    assert summary["quarantine_reasons"] == local["quarantine_reasons"]
+    got = _scores(out).sort_values("row_id").reset_index(drop=True)
+    want = _scores(local_out).sort_values("row_id").reset_index(drop=True)
+    assert (got["source"] == uri).all()
+    pd.testing.assert_frame_equal(got.drop(columns="source"), want.drop(columns="source"))
+    quarantined = pq.read_table(out / "quarantine").to_pandas()
+    assert f"{uri}:45" in set(quarantined["row_id"])  # ids from position name the URI
+
+
+def test_an_id_in_two_files_stops_the_audit_before_scoring(tiny_registry, ray_local, tmp_path):
+    for name, ids in (("a.jsonl", ["x1", "x2", "x3"]), ("b.jsonl", ["y1", "x2"])):
+        rows = [json.dumps({"id": i, "response": f"text {i}"}) for i in ids]
+        (tmp_path / name).write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    with pytest.raises(AuditError, match="1 row id.s. appear in more than one input file") as e:
+        run_audit(_config([tmp_path / "a.jsonl", tmp_path / "b.jsonl"], tiny_registry, out))
+    assert f"'x2' ({tmp_path / 'a.jsonl'} row 1)" in str(e.value)
+    assert f"'x2' ({tmp_path / 'b.jsonl'} row 1)" in str(e.value)
+    assert not (out / "scores").exists()
 
 
 def test_resume_with_other_settings_is_refused(audited, tiny_registry, corpus):

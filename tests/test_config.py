@@ -161,3 +161,8 @@ def test_audit_config_reports_every_problem_at_once():
     for part in ("inputs", "registry is required", "out is required", "actors", "gpus_per_actor",
                  "did you mean 'device'"):
         assert part in message, part
+
+
+def test_audit_out_must_be_a_folder_path_not_a_uri():
+    with pytest.raises(ConfigError, match="out must be a folder path, got the URI 's3://b/run'"):
+        load_audit_config(overrides={"inputs": ["x.jsonl"], "registry": "r", "out": "s3://b/run"})

@@ -81,7 +81,7 @@ JSONL_ERRORS = {
     10: "non-string text (list)",
     11: "non-string text (dict)",
     12: "non-string text (bool)",
-    13: "duplicate id a",
+    13: "duplicate id: a",
 }
 
 

@@ -9,10 +9,15 @@ Output folder (schemas in valuecsv_ray.schema):
     summary.json  rows in = rows scored + rows quarantined, reasons, rows per model
     audit.json    the resolved config and registry id (a re-run must match it)
 
-Streaming: files are read in blocks by a Ray Data datasource; tokenising runs in CPU tasks
-and scoring in an actor pool (each actor holds the engine), so the corpus never has to fit
-in memory. Re-running the same command resumes: rows already in scores/ or quarantine/ are
-skipped, and a Parquet file cut off by an interruption is removed and its rows redone.
+Two passes over the inputs, both streaming (files are read in blocks by a Ray Data datasource,
+so the corpus never has to fit in memory):
+1. check: rows that cannot be scored go to quarantine/, and the rows in are counted by their
+   row-id hashes; a row id found in two input files stops the audit before any scoring.
+2. score: good rows are tokenised in CPU tasks and scored in an actor pool (each actor holds
+   the engine); the scores are written as Parquet.
+At the end the outputs are counted: rows in must equal rows scored + rows quarantined, with
+no row id twice. Re-running the same command resumes: rows already in scores/ or quarantine/
+are skipped, and a Parquet file cut off by an interruption is removed and its rows redone.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -59,9 +65,18 @@ class CorpusDatasource(FileBasedDatasource):
     def __init__(self, paths: list[str], spec: InputSpec, chunk_rows: int, **kwargs):
         super().__init__(paths, **kwargs)
         self.spec, self.chunk_rows = spec, chunk_rows
+        # Ray hands _read_stream paths without their scheme (s3://b/x -> b/x); rows name the input as given
+        self.given = {_without_scheme(p): p for p in paths}
 
     def _read_stream(self, f, path: str):
-        yield from read_stream(f, path, self.spec, self.chunk_rows)
+        yield from read_stream(f, self.given.get(path, path), self.spec, self.chunk_rows)
+
+
+def _without_scheme(path: str) -> str:
+    parsed = urlparse(path)
+    if len(parsed.scheme) < 2:  # a local path (or a Windows drive letter)
+        return path
+    return parsed.netloc + parsed.path  # s3://b/x -> b/x, file:///x -> /x
 
 
 def input_spec(cfg: AuditConfig) -> InputSpec:
@@ -85,6 +100,23 @@ def _drop_done(batch: pa.Table, done: np.ndarray) -> pa.Table:
     if not len(done) or not batch.num_rows:
         return batch
     return batch.filter(pa.array(~np.isin(row_hashes(batch["row_id"]), done)))
+
+
+def _check(batch: pa.Table, done: np.ndarray, quarantine: str) -> pa.Table:
+    """Check pass, per block: write its bad rows not yet done to quarantine/; return its row-id hashes.
+
+    The file name comes from the block's first and last row, so a retried task rewrites the same
+    file; it is written under a temporary name and renamed, so it is never seen cut off.
+    """
+    hashes = row_hashes(batch["row_id"])
+    bad = _bad_rows(batch.filter(pa.array(~np.isin(hashes, done))) if len(done) else batch)
+    if bad.num_rows:
+        key = f"{batch['source'][0]}\0{batch['position'][0]}\0{batch['position'][-1]}"
+        path = Path(quarantine) / f"part-{hashlib.blake2b(key.encode(), digest_size=12).hexdigest()}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(bad, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+    return pa.table({"hash": pa.array(hashes, type=pa.int64())})
 
 
 def _bad_rows(batch: pa.Table) -> pa.Table:
@@ -158,11 +190,11 @@ def run_audit(cfg: AuditConfig) -> dict:
         log.info("resuming %s: %d rows already done are skipped", out, len(done))
     if not ray.is_initialized():
         ray.init()  # joins a running cluster (RAY_ADDRESS / ray start) or starts a local one
+    rows_in = _check_pass(paths, cfg, done, out)
     todo = read_corpus(paths, cfg).map_batches(_drop_done, fn_kwargs={"done": done}, batch_format="pyarrow",
                                                batch_size=None)
-    todo.map_batches(_bad_rows, batch_format="pyarrow", batch_size=None).write_parquet(str(out / QUARANTINE))
     _score(todo, cfg).write_parquet(str(out / SCORES))
-    summary = summarize(out, rows_in=read_corpus(paths, cfg).count())
+    summary = summarize(out, rows_in=rows_in)
     summary |= {"inputs": paths, "registry_id": registry.registry_id, "started": started,
                 "finished": time.time(), "wall_s": round(time.time() - started, 2)}
     (out / SUMMARY).write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -171,6 +203,32 @@ def run_audit(cfg: AuditConfig) -> dict:
                          f"scored, {summary['rows_quarantined']} quarantined, {summary['duplicates']} "
                          "duplicate row ids (see summary.json)")
     return summary
+
+
+def _check_pass(paths: list[str], cfg: AuditConfig, done: np.ndarray, out: Path) -> int:
+    """Quarantine the bad rows and count the rows in; refuse a row id used twice before scoring."""
+    checked = read_corpus(paths, cfg).map_batches(
+        _check, fn_kwargs={"done": done, "quarantine": str(out / QUARANTINE)}, batch_format="pyarrow",
+        batch_size=None)
+    hashes = [b["hash"] for b in checked.iter_batches(batch_format="numpy", batch_size=None)]
+    hashes = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64)
+    values, counts = np.unique(hashes, return_counts=True)
+    if (counts > 1).any():
+        raise AuditError(_duplicates_message(paths, cfg, values[counts > 1]))
+    return len(hashes)
+
+
+def _duplicates_message(paths: list[str], cfg: AuditConfig, twice: np.ndarray) -> str:
+    """Which row ids appear in more than one place (ids are unique within a file, so: across files)."""
+    def rows_of(batch: pa.Table) -> pa.Table:
+        return batch.filter(pa.array(np.isin(row_hashes(batch["row_id"]), twice))).select(
+            ["row_id", "source", "position"])
+
+    found = read_corpus(paths, cfg).map_batches(rows_of, batch_format="pyarrow", batch_size=None).take(20)
+    places = [f"{r['row_id']!r} ({r['source']} row {r['position']})" for r in found]
+    return (f"{len(twice)} row id(s) appear in more than one input file, e.g. {', '.join(places)}: "
+            "row ids must be unique across the inputs; fix the id column, or pass --id-column with a "
+            "column that is unique (ids are then derived from file and position if it is absent)")
 
 
 def _score(todo: ray.data.Dataset, cfg: AuditConfig) -> ray.data.Dataset:
@@ -204,6 +262,8 @@ def _start_record(out: Path, cfg: AuditConfig, paths: list[str], registry_id: st
 def _done_hashes(folder: Path) -> np.ndarray:
     """Hashes of row ids already written; removes Parquet files cut off by an interruption."""
     hashes = []
+    for leftover in folder.glob("*.tmp") if folder.is_dir() else []:  # a quarantine write cut off
+        leftover.unlink()
     for file in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
         try:
             hashes.append(row_hashes(pq.read_table(file, columns=["row_id"])["row_id"]))

@@ -133,7 +133,8 @@ class AuditConfig:
 
     inputs: list = _f([], "corpus files, folders, globs or URIs (jsonl, csv, parquet, xlsx)")
     registry: str = _f("", "registry folder written by `valuecsv-ray train`")
-    out: str = _f("", "output folder: scores/, quarantine/, summary.json; re-running resumes")
+    out: str = _f("", "output folder (a path; on several nodes a shared mount): scores/, quarantine/, "
+                      "summary.json; re-running resumes")
     text_column: str | None = _f(None, "text column; default 'response', else 'text'")
     model_column: str = _f("model", "column naming the LLM that wrote the text")
     prompt_column: str = _f("prompt", "column holding the prompt / question")
@@ -155,6 +156,10 @@ class AuditConfig:
                 and all(isinstance(i, str) and i for i in self.inputs)):
             out.append("inputs: give at least one corpus file, folder, glob or URI")
         out += [f"{k} is required" for k in ("registry", "out") if not getattr(self, k)]
+        if "://" in (self.out or ""):
+            out.append(f"out must be a folder path, got the URI {self.out!r}: the audit writes its "
+                       "output to a file system (on several nodes, a mount they all share, e.g. NFS); "
+                       "copy it to object storage afterwards")
         out += [f"{k} must be a positive integer, got {getattr(self, k)!r}"
                 for k in ("batch_size", "actors", "token_budget", "read_chunk_rows")
                 if not _is_int(getattr(self, k), 1)]

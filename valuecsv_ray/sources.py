@@ -150,7 +150,7 @@ def _long_rows(columns: list[str], items: Iterable[_Item], path: str, spec: Inpu
         text = record.get(text_column)
         error = _text_error(text) or _encoding_error(row_id, model, prompt)
         if given_id in seen_ids:  # keeps row ids unique: the repeat gets its position as id
-            error, row_id = error or f"duplicate id {given_id}", f"{path}:{position}"
+            error, row_id = error or f"duplicate id: {given_id}", f"{path}:{position}"
         elif given_id is not None:
             seen_ids.add(given_id)
         yield _row(row_id, path, position, model, prompt, text, _Item(record, error))
