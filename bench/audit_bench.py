@@ -37,7 +37,7 @@ MODELS = ("chatglm3-6b", "Baichuan4", "glm-4", "claude-3-opus", "gpt4", "llama2"
 
 def sentence_pool(data_dir: Path) -> tuple[list[str], list[str]]:
     """Sentences of ValueCSV5000 texts and quest100 answers; quest100 questions."""
-    from valuecsv_ray.data import load_annotated
+    from valuecsv_ray.train.annotated import load_annotated
 
     texts = list(load_annotated(data_dir / "ValueCSV5000.xlsx").texts)
     wide = pd.read_excel(data_dir / "quest100.xlsx", header=0)
@@ -130,7 +130,7 @@ def plain_loop(corpus: Path, registry: str, out: Path, batch_size: int, threads:
     """The engine over batches of the corpus in one process, Parquet out; returns rows scored."""
     import torch
 
-    from valuecsv_ray.ensemble import Ensemble
+    from valuecsv_ray.scoring.engine import Ensemble
 
     torch.set_num_threads(threads)
     engine = Ensemble.from_registry(registry, device="cpu")
@@ -152,8 +152,8 @@ def plain_loop(corpus: Path, registry: str, out: Path, batch_size: int, threads:
 
 
 def _write(writer, out: Path, engine, batch: list[dict]):
-    from valuecsv_ray.audit import score_table
-    from valuecsv_ray.schema import SCORE_SCHEMA
+    from valuecsv_ray.audit.pipeline import score_table
+    from valuecsv_ray.audit.schema import SCORE_SCHEMA
 
     rows = pa.Table.from_pylist(batch)
     table = score_table(rows, engine.score(rows["text"].to_pylist()))
@@ -163,7 +163,7 @@ def _write(writer, out: Path, engine, batch: list[dict]):
 
 
 def pipeline(corpus: Path, registry: str, out: Path, args) -> dict:
-    from valuecsv_ray.audit import run_audit
+    from valuecsv_ray.audit.pipeline import run_audit
     from valuecsv_ray.config import load_audit_config
 
     cfg = load_audit_config(overrides={"inputs": [str(corpus)], "registry": registry, "out": str(out),

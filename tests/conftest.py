@@ -38,7 +38,7 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def valuecsv5000(shared_data):
-    from valuecsv_ray.data import load_annotated
+    from valuecsv_ray.train.annotated import load_annotated
 
     return load_annotated(shared_data / "ValueCSV5000.xlsx")
 

@@ -11,7 +11,7 @@ from valuecsv_ray.config import (
     load_train_config,
     parse_overrides,
 )
-from valuecsv_ray.values import VALUE_IDS, VALUES
+from valuecsv_ray.taxonomy import VALUE_IDS, VALUES
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

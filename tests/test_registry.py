@@ -13,7 +13,7 @@ from valuecsv_ray.registry import (
     load_registry,
     metrics_table,
 )
-from valuecsv_ray.values import VALUES
+from valuecsv_ray.taxonomy import VALUES
 
 SHOWN = (VALUES[0], VALUES[4], VALUES[11])
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from valuecsv_ray.values import VALUE_IDS, parse_values
+from valuecsv_ray.taxonomy import VALUE_IDS, parse_values
 
 MODES = ("binary", "multilabel")
 WEIGHTINGS = ("balanced", "none")

@@ -31,7 +31,7 @@ import pandas as pd
 
 from valuecsv_ray import __version__
 from valuecsv_ray.config import changed_settings
-from valuecsv_ray.values import VALUE_IDS, value_by_id
+from valuecsv_ray.taxonomy import VALUE_IDS, value_by_id
 
 FORMAT = "valuecsv-ray/registry"
 FORMAT_VERSION = 1

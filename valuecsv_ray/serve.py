@@ -18,19 +18,21 @@ import time
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.serve import Application
 
-from valuecsv_ray.ensemble import Ensemble
-from valuecsv_ray.values import VALUES
+from valuecsv_ray.scoring.engine import Ensemble
+from valuecsv_ray.taxonomy import VALUES
 
 TOKEN_ENV = "VALUECSV_SERVE_TOKEN"
 HEALTH_TEXT = "健康检查：依法治国，诚信友善。"
 
 
 class ServeArgs(BaseModel):
-    """Arguments of the app builder (`args:` in serve_configs/*.yaml)."""
+    """Arguments of the app builder (`args:` in serve_configs/*.yaml); unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
     registry: str = Field(description="registry folder written by `valuecsv-ray train`")
     token: str | None = Field(None, description=f"Bearer token; default: ${TOKEN_ENV}, none = open")
@@ -39,6 +41,22 @@ class ServeArgs(BaseModel):
     max_text_chars: int = Field(100_000, ge=1, description="longer single texts: 413")
     token_budget: int = Field(16384, ge=512, description="tokens per forward batch in the engine")
     device: str | None = Field(None, description="'cpu', 'cuda'; default: cuda when present")
+    max_batch_size: int = Field(32, ge=1, description="requests gathered into one engine call")
+    batch_wait_timeout_s: float = Field(0.01, ge=0, description="how long a batch waits to fill")
+    max_ongoing_requests: int = Field(128, ge=1, description="requests a replica holds at once "
+                                      "(>= max_batch_size, so batches can fill)")
+    max_queued_requests: int = Field(256, ge=1, description="requests waiting beyond this get 503")
+
+    @model_validator(mode="after")
+    def _batches_can_fill(self) -> "ServeArgs":
+        if self.max_ongoing_requests < self.max_batch_size:
+            raise ValueError(f"max_ongoing_requests ({self.max_ongoing_requests}) must be >= "
+                             f"max_batch_size ({self.max_batch_size}), or batches never fill")
+        return self
+
+    def batching(self) -> dict:
+        """The deployment's user_config: changeable by `serve deploy` without a restart."""
+        return {"max_batch_size": self.max_batch_size, "batch_wait_timeout_s": self.batch_wait_timeout_s}
 
 
 class ScoreRequest(BaseModel):
@@ -83,7 +101,7 @@ def score_requests(engine: Ensemble, requests: list[list[str]]) -> list[tuple[li
     return out
 
 
-@serve.deployment(max_ongoing_requests=128, ray_actor_options={"num_cpus": 1})
+@serve.deployment(ray_actor_options={"num_cpus": 1})
 @serve.ingress(api)
 class EnsembleDeployment:
     """One replica holding all evaluators of a registry."""
@@ -98,10 +116,12 @@ class EnsembleDeployment:
 
     def reconfigure(self, user_config: dict) -> None:
         """`user_config` in the YAML: max_batch_size, batch_wait_timeout_s (no restart)."""
-        self.score_batch.set_max_batch_size(int(user_config.get("max_batch_size", 16)))
-        self.score_batch.set_batch_wait_timeout_s(float(user_config.get("batch_wait_timeout_s", 0.01)))
+        batching = ServeArgs(**{**self.args.model_dump(), **user_config}).batching()
+        self.score_batch.set_max_batch_size(int(batching["max_batch_size"]))
+        self.score_batch.set_batch_wait_timeout_s(float(batching["batch_wait_timeout_s"]))
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
+    @serve.batch(max_batch_size=ServeArgs.model_fields["max_batch_size"].default,
+                 batch_wait_timeout_s=ServeArgs.model_fields["batch_wait_timeout_s"].default)
     async def score_batch(self, requests: list[list[str]]) -> list[tuple[list[dict], int]]:
         return score_requests(self.engine, requests)
 
@@ -144,14 +164,21 @@ class EnsembleDeployment:
         self.engine.score([HEALTH_TEXT])
 
 
-def app_builder(args: dict, user_config: dict | None = None) -> Application:
-    """Serve app builder: `import_path: valuecsv_ray.serve:app_builder` with `args:`.
+def app_builder(args: dict) -> Application:
+    """Serve app builder: `import_path: valuecsv_ray.serve:app_builder` with `args:` (ServeArgs).
 
-    `user_config` (batching) is for callers in Python; YAMLs set it on the deployment.
+    Serve calls it with exactly one argument. Batching, the ongoing-request cap and the queue
+    bound come from the same args as everything else, so `serve run` of a YAML and
+    `valuecsv-ray serve` share one set of defaults; a YAML's `deployments:` entry still
+    overrides them (its `user_config` changes batching without restarting replicas).
     """
     validated = ServeArgs(**args)
     registry = Path(validated.registry).expanduser()
     if not registry.is_absolute():  # relative to where `serve run` / `serve deploy` builds
         validated = validated.model_copy(update={"registry": str(registry.resolve())})
-    deployment = EnsembleDeployment.options(user_config=user_config) if user_config else EnsembleDeployment
+    deployment = EnsembleDeployment.options(
+        max_ongoing_requests=validated.max_ongoing_requests,
+        max_queued_requests=validated.max_queued_requests,
+        user_config=validated.batching(),
+    )
     return deployment.bind(validated.model_dump())

@@ -18,7 +18,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from valuecsv_ray import registry as reg
 from valuecsv_ray.backbone import quiet_hf_progress, tiny_config, tiny_model, tiny_tokenizer, tiny_vocab
-from valuecsv_ray.values import VALUE_IDS
+from valuecsv_ray.taxonomy import VALUE_IDS
 
 SIZES = ("tiny", "base")
 

@@ -14,8 +14,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from valuecsv_ray.cli import main
 from valuecsv_ray.config import load_train_config
 from valuecsv_ray.registry import EVALUATOR_FILE, EVALUATORS, RegistryError, load_registry
+from valuecsv_ray.taxonomy import VALUE_IDS
 from valuecsv_ray.train.runner import train_all
-from valuecsv_ray.values import VALUE_IDS
 
 pytestmark = pytest.mark.ray
 THREE = ("prosperity", "freedom", "rule_of_law")

@@ -25,10 +25,10 @@ from tqdm import tqdm
 
 from valuecsv_ray import registry
 from valuecsv_ray.config import TrainConfig
-from valuecsv_ray.data import AnnotatedData, load_annotated, write_bad_rows
-from valuecsv_ray.split import Split, make_split
+from valuecsv_ray.taxonomy import VALUE_IDS, VALUES
+from valuecsv_ray.train.annotated import AnnotatedData, load_annotated, write_bad_rows
+from valuecsv_ray.train.split import Split, make_split
 from valuecsv_ray.train.worker import FINAL_DIR, MULTILABEL, RESULT_FILE, TaskSpec, train_evaluator
-from valuecsv_ray.values import VALUE_IDS, VALUES
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Statistics over the audit's per-row scores: per (model, value), (model, level) and model overall.
 
-    from valuecsv_ray.stats import stats_pass
+    from valuecsv_ray.audit.stats import stats_pass
     stats, coverage = stats_pass(Path("out/scores"), Path("out/stats"))
 
 Per group: n texts, mean probability with a 95% normal-approximation CI (mean +- 1.96 std/sqrt(n)),
@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from valuecsv_ray.schema import LABEL_COLUMNS, PROB_COLUMNS, STATS_SCHEMA
-from valuecsv_ray.values import VALUES, Level
+from valuecsv_ray.audit.schema import LABEL_COLUMNS, PROB_COLUMNS, STATS_SCHEMA
+from valuecsv_ray.taxonomy import VALUES, Level
 
 Z95 = 1.96  # two-sided 95% normal quantile, for the CI of the mean and the Wilson interval
 SCOPES: tuple[str, ...] = ("value", "level", "overall")  # STATS_SCHEMA.scope, in row order
@@ -93,7 +93,7 @@ def _check_scores(scores: pd.DataFrame) -> None:
     if missing:
         raise StatsError(
             f"{where}: missing column(s) {', '.join(missing)}; expected the audit's scores table "
-            "(valuecsv_ray.schema.SCORE_SCHEMA)"
+            "(valuecsv_ray.audit.schema.SCORE_SCHEMA)"
         )
     if scores.empty:
         raise StatsError(f"{where}: no rows to summarise; did the audit score anything (see quarantine/)?")
@@ -196,7 +196,7 @@ def read_scores(scores_dir: Path) -> pd.DataFrame:
     if missing:
         raise StatsError(
             f"{scores_dir}: missing column(s) {', '.join(missing)}; expected SCORE_SCHEMA "
-            "(valuecsv_ray.schema) as written by the audit"
+            "(valuecsv_ray.audit.schema) as written by the audit"
         )
     columns = [c for c in ("model", "prompt") if c in names] + list(PROB_COLUMNS) + list(LABEL_COLUMNS)
     scores = dataset.to_table(columns=columns).to_pandas()
@@ -228,7 +228,7 @@ def load_stats(out_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     if missing:
         raise StatsError(
             f"{out_dir}: missing {', '.join(missing)}; run the stats pass on the audit's scores/ "
-            "first (valuecsv_ray.stats.stats_pass)"
+            "first (valuecsv_ray.audit.stats.stats_pass)"
         )
     stats = pq.read_table(out_dir / "stats.parquet").to_pandas()
     absent = [c for c in STATS_SCHEMA.names if c not in stats.columns]

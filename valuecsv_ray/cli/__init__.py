@@ -86,9 +86,9 @@ def train(config_path: str | None, overrides: tuple[str, ...], address: str | No
 def _run_or_exit(fn):
     """Run fn; turn the project's expected errors into a message and exit status 1."""
     from valuecsv_ray.backbone import BackboneError
-    from valuecsv_ray.data import DataError
     from valuecsv_ray.fetch import FetchError
     from valuecsv_ray.registry import RegistryError
+    from valuecsv_ray.train.annotated import DataError
     from valuecsv_ray.train.runner import TrainingError
 
     try:
@@ -138,8 +138,8 @@ def data_fetch(dest: str) -> None:
 @click.option("--skip-bad-rows", is_flag=True, help="list bad rows instead of failing on them")
 def data_check(path: str, skip_bad_rows: bool) -> None:
     """Validate an annotated file and print sample and positive counts per value."""
-    from valuecsv_ray.data import load_annotated
-    from valuecsv_ray.values import VALUES
+    from valuecsv_ray.taxonomy import VALUES
+    from valuecsv_ray.train.annotated import load_annotated
 
     loaded = _run_or_exit(lambda: load_annotated(path, skip_bad_rows=skip_bad_rows))
     click.echo(f"{loaded.source}: {len(loaded)} samples, sha256 {loaded.sha256}")
@@ -181,8 +181,7 @@ def serve_cmd(registry: str, host: str, port: int, max_batch_size: int, device: 
     _run_or_exit(lambda: load_registry(registry))
     ray.init()
     serve.start(http_options={"host": host, "port": port})
-    app = app_builder({"registry": registry, "device": device},
-                      user_config={"max_batch_size": max_batch_size, "batch_wait_timeout_s": 0.01})
+    app = app_builder({"registry": registry, "device": device, "max_batch_size": max_batch_size})
     guard = "Bearer token required" if os.environ.get(TOKEN_ENV) else "no token set"
     click.echo(f"serving {registry} at http://{host}:{port}/v1/score ({guard}); docs at /docs")
     serve.run(app, name="valuecsv", route_prefix="/", blocking=True)
@@ -197,7 +196,7 @@ def serve_cmd(registry: str, host: str, port: int, max_batch_size: int, device: 
 def score_cmd(texts: tuple[str, ...], registry: str | None, url: str, token: str | None) -> None:
     """Score TEXTS against the twelve values and print a table (value x text)."""
     if registry:
-        from valuecsv_ray.ensemble import Ensemble
+        from valuecsv_ray.scoring.engine import Ensemble
 
         engine = _run_or_exit(lambda: Ensemble.from_registry(registry))
         results = engine.score(list(texts)).to_records()
@@ -228,7 +227,7 @@ def _query(url: str, texts: list[str], token: str | None) -> list[dict]:
 
 def format_scores(texts: list[str], results: list[dict]) -> str:
     """Value x text table of probabilities; '*' marks values labelled present."""
-    from valuecsv_ray.values import VALUES
+    from valuecsv_ray.taxonomy import VALUES
 
     header = ["value", "level"] + [f"[{i}] {t[:12]}" for i, t in enumerate(texts)]
     rows = [header]
@@ -249,7 +248,7 @@ def _width(text: str) -> int:
 
 
 def _register_audit_commands() -> None:
-    from valuecsv_ray.cli_audit import audit_cmd, report_cmd
+    from valuecsv_ray.cli.audit import audit_cmd, report_cmd
 
     main.add_command(audit_cmd)
     main.add_command(report_cmd)

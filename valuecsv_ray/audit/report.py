@@ -1,9 +1,9 @@
 """The audit report: a model x value heatmap, per-model profiles, and Markdown + HTML tables.
 
-    from valuecsv_ray.report import write_report
+    from valuecsv_ray.audit.report import write_report
     paths = write_report(Path("out/stats"))  # heatmap.png, profiles.png, report.md, report.html
 
-Reads what `valuecsv_ray.stats.write_stats` wrote. Figures use the Agg canvas directly (no pyplot,
+Reads what `valuecsv_ray.audit.stats.write_stats` wrote. Figures use the Agg canvas directly (no pyplot,
 no global matplotlib state); values are labelled "English 中文" where an installed font has the
 Chinese glyphs, else in English, and characters no font can draw are written as escapes, so
 matplotlib never warns about missing glyphs. No torch, no Ray.
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from valuecsv_ray.stats import StatsError, load_stats
-from valuecsv_ray.values import VALUES, Level
+from valuecsv_ray.audit.stats import StatsError, load_stats
+from valuecsv_ray.taxonomy import VALUES, Level
 
 _BASE_FONT = "DejaVu Sans"  # ships with matplotlib, so it is always there
 _CJK_HINTS = ("cjk", "han", "hei", "song", "kai", "ming", "wenquanyi", "wqy", "yahei", "pingfang",

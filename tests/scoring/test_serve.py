@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import yaml
 
-from valuecsv_ray.ensemble import Ensemble
+from valuecsv_ray.scoring.engine import Ensemble
 from valuecsv_ray.serve import ServeArgs, app_builder
-from valuecsv_ray.values import VALUE_IDS
+from valuecsv_ray.taxonomy import VALUE_IDS
 
 pytestmark = pytest.mark.ray
 PORT = 8431
 TOKEN = "test-token-7f3a"
 URL = f"http://127.0.0.1:{PORT}"
 TEXTS = ["依法治国，公正司法。", "经济发展，国家富强。", "邻里互助，友善待人。"]
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "serve_configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "serve_configs").glob("*.yaml"))
 
 
 def _request(path, body=None, token=TOKEN, raw=None, method=None):
@@ -45,8 +45,8 @@ def served(ray_local, tiny_registry):
 
     serve.start(http_options={"host": "127.0.0.1", "port": PORT})
     app = app_builder({"registry": str(tiny_registry), "token": TOKEN, "max_texts_per_request": 8,
-                       "max_body_bytes": 4096, "max_text_chars": 1000},
-                      user_config={"max_batch_size": 16, "batch_wait_timeout_s": 0.02})  # as the CLI does
+                       "max_body_bytes": 4096, "max_text_chars": 1000, "max_batch_size": 16,
+                       "batch_wait_timeout_s": 0.02})
     serve.run(app, name="valuecsv", route_prefix="/")
     yield tiny_registry
     serve.shutdown()
@@ -114,11 +114,8 @@ def test_shipped_serve_configs_validate(path):
     assert schema.http_options.host == "127.0.0.1"
     for app in config["applications"]:
         assert app["import_path"] == "valuecsv_ray.serve:app_builder"
-        ServeArgs(**app["args"])
-        for deployment in app["deployments"]:
-            batch = deployment["user_config"]["max_batch_size"]
-            assert deployment["max_ongoing_requests"] >= batch, "batches could never fill"
-            assert deployment["max_queued_requests"] > 0
+        args = ServeArgs(**app["args"])
+        assert args.max_ongoing_requests >= args.max_batch_size, "batches could never fill"
 
 
 def test_two_serve_configs_ship():
@@ -135,3 +132,51 @@ def test_cli_score_queries_the_endpoint(served):
     assert "Rule of Law 法治" in result.output and "Friendliness 友善" in result.output
     denied = CliRunner().invoke(main, ["score", "--url", URL, "--token", "wrong", "文本"])
     assert denied.exit_code == 1 and "401" in denied.output
+
+
+def test_serve_run_of_the_shipped_yaml(tiny_registry, tmp_path):
+    """`serve run` of a copy of serve_configs/ensemble.yaml, as a deployer types it: Serve's own
+    YAML import path calls the app builder with the `args:` mapping alone."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    config = yaml.safe_load((CONFIGS[0].parent / "ensemble.yaml").read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config["http_options"]["port"] = port
+    config["applications"][0]["args"] |= {"registry": str(tiny_registry), "token": TOKEN}
+    (tmp_path / "ensemble.yaml").write_text(yaml.safe_dump(config))
+    serve_bin = Path(sys.executable).with_name("serve")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen([str(serve_bin), "run", "ensemble.yaml"], cwd=tmp_path, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline, health = time.time() + 180, None
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=10) as resp:
+                    health = resp.status
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(1)
+        assert health == 200, (tmp_path / "serve.log").read_text()[-3000:]
+        req = urllib.request.Request(url + "/v1/score", data=json.dumps({"texts": TEXTS}).encode(),
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            assert resp.status == 200
+            assert len(json.loads(resp.read())["results"]) == len(TEXTS)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()

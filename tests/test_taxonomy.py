@@ -2,7 +2,7 @@
 
 import pytest
 
-from valuecsv_ray.values import LABEL_COLUMNS, VALUE_IDS, VALUES, Level, parse_values, value_by_id
+from valuecsv_ray.taxonomy import LABEL_COLUMNS, VALUE_IDS, VALUES, Level, parse_values, value_by_id
 
 
 def test_twelve_values_four_per_level():

@@ -1,14 +1,14 @@
 """The audit's output schemas, defined once (every writer and reader uses these constants).
 
     import pyarrow.parquet as pq
-    from valuecsv_ray.schema import SCORE_SCHEMA, prob_column
+    from valuecsv_ray.audit.schema import SCORE_SCHEMA, prob_column
     table = pq.read_table("out/scores", columns=["model", prob_column("freedom")])
 
 Three tables, all Parquet (pandas, DuckDB and spreadsheets read them):
 - `scores/`: one row per scored input row (SCORE_SCHEMA);
 - `quarantine/`: one row per input row that could not be scored, with the reason
   (QUARANTINE_SCHEMA); rows in = rows scored + rows quarantined;
-- `stats/`: per (model, scope, key) statistics (STATS_SCHEMA, written by `valuecsv_ray.stats`).
+- `stats/`: per (model, scope, key) statistics (STATS_SCHEMA, written by `valuecsv_ray.audit.stats`).
 No torch, no Ray: stats and report import this module.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from valuecsv_ray.values import VALUE_IDS
+from valuecsv_ray.taxonomy import VALUE_IDS
 
 UNKNOWN_MODEL = "unknown"  # model name for rows whose input has no model column
 

@@ -2,7 +2,7 @@
 
     paths = expand_inputs(["answers/", "s3://bucket/outputs/**/*.jsonl"])
 
-Folders are searched recursively for the formats `valuecsv_ray.sources` reads; hidden entries
+Folders are searched recursively for the formats `valuecsv_ray.audit.readers` reads; hidden entries
 and Excel lock files are left out. A spec that matches nothing is an error naming it.
 """
 
@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from valuecsv_ray.sources import FORMATS, InputError, detect_format
+from valuecsv_ray.audit.readers import FORMATS, InputError, detect_format
 
 _HINT = "pass a file, a folder, a glob such as 'data/**/*.jsonl' (quoted) or a URI such as s3://bucket/dir/"
 

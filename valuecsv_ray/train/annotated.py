@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from valuecsv_ray.values import LABEL_COLUMNS, VALUES
+from valuecsv_ray.taxonomy import LABEL_COLUMNS, VALUES
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The twelve Core Socialist Values, defined once for the whole project.
 
-    from valuecsv_ray.values import VALUES, Level, value_by_id
+    from valuecsv_ray.taxonomy import VALUES, Level, value_by_id
     [v.id for v in VALUES if v.level is Level.PERSONAL]
 
 Every other module refers to values through this table (ids, names, levels and the

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from valuecsv_ray.schema import LABEL_COLUMNS, PROB_COLUMNS, SCORE_SCHEMA, STATS_SCHEMA
-from valuecsv_ray.stats import (
+from valuecsv_ray.audit.schema import LABEL_COLUMNS, PROB_COLUMNS, SCORE_SCHEMA, STATS_SCHEMA
+from valuecsv_ray.audit.stats import (
     StatsError,
     compute_stats,
     load_stats,
@@ -22,7 +22,7 @@ from valuecsv_ray.stats import (
     wilson_interval,
     write_stats,
 )
-from valuecsv_ray.values import VALUE_IDS, VALUES, Level
+from valuecsv_ray.taxonomy import VALUE_IDS, VALUES, Level
 
 MODELS = ("gamma", "alpha", "beta")  # deliberately unsorted
 N_PROMPTS = 20
@@ -275,7 +275,7 @@ def test_write_stats_refuses_a_table_that_is_not_the_schema(tmp_path):
 
 
 def test_stats_and_report_import_neither_torch_nor_ray_nor_matplotlib():
-    code = ("import sys, valuecsv_ray.stats, valuecsv_ray.report; "
+    code = ("import sys, valuecsv_ray.audit.stats, valuecsv_ray.audit.report; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'ray', 'matplotlib'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -36,7 +36,7 @@ import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from valuecsv_ray.schema import UNKNOWN_MODEL
+from valuecsv_ray.audit.schema import UNKNOWN_MODEL
 
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
 

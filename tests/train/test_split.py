@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from valuecsv_ray.split import DEFAULT_FRACTIONS, PARTS, make_split
+from valuecsv_ray.train.split import DEFAULT_FRACTIONS, PARTS, make_split
 
 
 @pytest.fixture(scope="module")

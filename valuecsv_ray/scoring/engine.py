@@ -32,7 +32,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from valuecsv_ray.backbone import quiet_hf_progress
 from valuecsv_ray.registry import Registry, load_registry
-from valuecsv_ray.values import Level, value_by_id
+from valuecsv_ray.taxonomy import Level, value_by_id
 
 AGGREGATIONS = ("max", "mean")
 

@@ -43,10 +43,10 @@ def _fail(message: str) -> None:
 def audit_cmd(inputs: tuple[str, ...], config_path: str | None, all_prompts: bool,
               overrides: tuple[str, ...], **flags) -> None:
     """Score INPUTS (files, folders, globs, URIs) with a registry; write scores, quarantine, stats."""
-    from valuecsv_ray.audit import AuditError, run_audit
+    from valuecsv_ray.audit.pipeline import AuditError, run_audit
+    from valuecsv_ray.audit.readers import InputError
+    from valuecsv_ray.audit.stats import StatsError, stats_pass
     from valuecsv_ray.registry import RegistryError
-    from valuecsv_ray.sources import InputError
-    from valuecsv_ray.stats import StatsError, stats_pass
 
     try:
         settings = {**{k: v for k, v in flags.items() if v is not None}, **parse_overrides(overrides)}
@@ -76,13 +76,13 @@ def format_summary(summary: dict) -> str:
 
 
 def _coverage_line(coverage: dict) -> str:
-    from valuecsv_ray.report import coverage_statement
+    from valuecsv_ray.audit.report import coverage_statement
 
     return coverage_statement(coverage)
 
 
 def _value_table(stats) -> str:
-    from valuecsv_ray.report import model_value_table
+    from valuecsv_ray.audit.report import model_value_table
 
     return model_value_table(stats).to_string(float_format=lambda x: f"{x:.3f}")
 
@@ -92,8 +92,8 @@ def _value_table(stats) -> str:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="default: STATS_DIR")
 def report_cmd(stats_dir: str, out_dir: str | None) -> None:
     """Write report.md / report.html with a model x value heatmap and per-model profiles."""
-    from valuecsv_ray.report import write_report
-    from valuecsv_ray.stats import StatsError
+    from valuecsv_ray.audit.report import write_report
+    from valuecsv_ray.audit.stats import StatsError
 
     try:
         written = write_report(Path(stats_dir), Path(out_dir) if out_dir else None)

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 
 import valuecsv_ray
-from valuecsv_ray.data import (
+from valuecsv_ray.taxonomy import LABEL_COLUMNS
+from valuecsv_ray.train.annotated import (
     TEXT_COLUMN,
     DataError,
     load_annotated,
     resolve_data_path,
     write_bad_rows,
 )
-from valuecsv_ray.values import LABEL_COLUMNS
 
 FREEDOM, JUSTICE, HARMONY = LABEL_COLUMNS[4], LABEL_COLUMNS[6], LABEL_COLUMNS[3]
 
@@ -34,11 +34,12 @@ def test_valuecsv5000_loads_4999_samples(valuecsv5000):
 
 
 def test_valuecsv5000_column_sum_row_is_excluded_and_logged(shared_data, valuecsv5000, caplog):
-    with caplog.at_level(logging.INFO, logger="valuecsv_ray.data"):
+    with caplog.at_level(logging.INFO, logger="valuecsv_ray.train.annotated"):
         again = load_annotated(shared_data / "ValueCSV5000.xlsx")
     assert len(again.excluded) == 1
     assert "row 5001" in again.excluded[0] and "column-sum" in again.excluded[0]
-    infos = [r for r in caplog.records if r.levelno == logging.INFO and r.name == "valuecsv_ray.data"]
+    infos = [r for r in caplog.records
+             if r.levelno == logging.INFO and r.name == "valuecsv_ray.train.annotated"]
     assert any("row 5001" in r.getMessage() and "column-sum" in r.getMessage() for r in infos)
     assert again.sha256 == valuecsv5000.sha256
     assert re.fullmatch(r"[0-9a-f]{64}", again.sha256)
@@ -181,7 +182,7 @@ def _with_sums(records: list[dict]) -> dict:
 
 def test_trailing_column_sum_row_is_excluded_in_csv(tmp_path, caplog):
     path = _write([*GOOD, _with_sums(GOOD)], tmp_path / "summed.csv")
-    with caplog.at_level(logging.INFO, logger="valuecsv_ray.data"):
+    with caplog.at_level(logging.INFO, logger="valuecsv_ray.train.annotated"):
         data = load_annotated(path)
     assert len(data) == len(GOOD)
     assert data.excluded == [f"{path} row {len(GOOD) + 2}: column-sum row (empty text, label totals)"]

@@ -3,7 +3,7 @@
     summary = run_audit(load_audit_config(overrides={
         "inputs": ["answers.jsonl"], "registry": "runs/quickstart", "out": "audit/run1"}))
 
-Output folder (schemas in valuecsv_ray.schema):
+Output folder (schemas in valuecsv_ray.audit.schema):
     scores/       one row per scored input row (SCORE_SCHEMA)
     quarantine/   one row per input row that could not be scored, with the reason
     summary.json  rows in = rows scored + rows quarantined, reasons, rows per model
@@ -38,15 +38,15 @@ import pyarrow.parquet as pq
 import ray
 from ray.data.datasource import FileBasedDatasource
 
+from valuecsv_ray.audit.paths import expand_inputs
+from valuecsv_ray.audit.readers import InputSpec, read_stream
+from valuecsv_ray.audit.schema import QUARANTINE_SCHEMA, SCORE_SCHEMA, label_column, prob_column
 from valuecsv_ray.config import AuditConfig, changed_settings
-from valuecsv_ray.inputs import expand_inputs
 from valuecsv_ray.registry import load_registry
-from valuecsv_ray.schema import QUARANTINE_SCHEMA, SCORE_SCHEMA, label_column, prob_column
-from valuecsv_ray.sources import InputSpec, read_stream
-from valuecsv_ray.values import VALUE_IDS
+from valuecsv_ray.taxonomy import VALUE_IDS
 
 if TYPE_CHECKING:
-    from valuecsv_ray.ensemble import EnsembleScores, EnsembleTokenizer
+    from valuecsv_ray.scoring.engine import EnsembleScores, EnsembleTokenizer
 
 log = logging.getLogger(__name__)
 SCORES, QUARANTINE, SUMMARY, RECORD = "scores", "quarantine", "summary.json", "audit.json"
@@ -131,7 +131,7 @@ def _good_rows(batch: pa.Table) -> pa.Table:
 
 @functools.lru_cache(maxsize=2)
 def _tokenizer(registry: str) -> EnsembleTokenizer:
-    from valuecsv_ray.ensemble import EnsembleTokenizer
+    from valuecsv_ray.scoring.engine import EnsembleTokenizer
 
     return EnsembleTokenizer.from_registry(registry)
 
@@ -152,7 +152,7 @@ class Scorer:
     def __init__(self, registry: str, device: str | None, token_budget: int, threads: int):
         import torch
 
-        from valuecsv_ray.ensemble import Ensemble
+        from valuecsv_ray.scoring.engine import Ensemble
 
         torch.set_num_threads(max(1, threads))
         self.engine = Ensemble.from_registry(registry, device=device, token_budget=token_budget)

@@ -9,9 +9,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from valuecsv_ray.inputs import expand_inputs
-from valuecsv_ray.schema import UNKNOWN_MODEL
-from valuecsv_ray.sources import (
+from valuecsv_ray.audit.paths import expand_inputs
+from valuecsv_ray.audit.readers import (
     BAD_ENCODING,
     BLANK_LINE,
     BLANK_ROW,
@@ -24,6 +23,7 @@ from valuecsv_ray.sources import (
     detect_format,
     read_stream,
 )
+from valuecsv_ray.audit.schema import UNKNOWN_MODEL
 
 QUEST100_MODELS = ["chatglm3-6b", "Baichuan4", "glm-4", "claude-3-opus-20240229", "gpt4", "llama2"]
 

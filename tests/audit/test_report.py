@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valuecsv_ray.report import coverage_statement, model_value_table, write_report
-from valuecsv_ray.schema import LABEL_COLUMNS, PROB_COLUMNS
-from valuecsv_ray.stats import StatsError, compute_stats, write_stats
-from valuecsv_ray.values import VALUE_IDS, VALUES
+from valuecsv_ray.audit.report import coverage_statement, model_value_table, write_report
+from valuecsv_ray.audit.schema import LABEL_COLUMNS, PROB_COLUMNS
+from valuecsv_ray.audit.stats import StatsError, compute_stats, write_stats
+from valuecsv_ray.taxonomy import VALUE_IDS, VALUES
 
 MODELS = ("qwen-7b", "<gpt&4>", "通义千问")  # an HTML-hostile name and one in Chinese
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

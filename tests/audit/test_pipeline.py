@@ -12,13 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from valuecsv_ray.audit import AuditError, run_audit
+from valuecsv_ray.audit.paths import expand_inputs
+from valuecsv_ray.audit.pipeline import AuditError, run_audit
+from valuecsv_ray.audit.schema import PROB_COLUMNS, QUARANTINE_SCHEMA, SCORE_SCHEMA
 from valuecsv_ray.cli import main
 from valuecsv_ray.config import load_audit_config
-from valuecsv_ray.ensemble import Ensemble
-from valuecsv_ray.inputs import expand_inputs
-from valuecsv_ray.schema import PROB_COLUMNS, QUARANTINE_SCHEMA, SCORE_SCHEMA
-from valuecsv_ray.values import VALUE_IDS
+from valuecsv_ray.scoring.engine import Ensemble
+from valuecsv_ray.taxonomy import VALUE_IDS
 
 pytestmark = pytest.mark.ray
 MODELS = ("glm", "qwen", "ernie")

@@ -5,8 +5,8 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from valuecsv_ray.ensemble import Ensemble, EnsembleTokenizer
-from valuecsv_ray.values import VALUE_IDS, Level, value_by_id
+from valuecsv_ray.scoring.engine import Ensemble, EnsembleTokenizer
+from valuecsv_ray.taxonomy import VALUE_IDS, Level, value_by_id
 
 TEXTS = ["依法治国，公正司法。", "经济发展，国家富强，人民生活水平不断提高。" * 3, "邻里互助。", "诚信经营"]
 
