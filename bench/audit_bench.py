@@ -6,7 +6,7 @@
 Builds a synthetic corpus of N rows (JSONL) of 1 to --max-sentences sentences each, drawn from
 ValueCSV5000 texts and quest100 answers (../shared/data), with six model names and quest100
 questions as prompts,
-then scores it (a) with `run_audit` (read -> validate -> tokenise -> score actors -> Parquet)
+then scores it (a) with `score_corpus` (read -> validate -> tokenise -> score actors -> Parquet)
 and (b) with `Ensemble.score` in a plain loop over batches of the same rows, writing the same
 Parquet columns. Prints rows/s of both, their ratio, and the peak memory of each path: the
 benchmark process and its descendants (for the pipeline: Ray's raylet, workers, actors and
@@ -153,23 +153,24 @@ def plain_loop(corpus: Path, registry: str, out: Path, batch_size: int, threads:
 
 def _write(writer, out: Path, engine, batch: list[dict]):
     from valuecsv_ray.audit.pipeline import score_table
-    from valuecsv_ray.audit.schema import SCORE_SCHEMA
+    from valuecsv_ray.audit.schema import score_schema
 
     rows = pa.Table.from_pylist(batch)
     table = score_table(rows, engine.score(rows["text"].to_pylist()))
-    writer = writer or pq.ParquetWriter(out / "scores.parquet", SCORE_SCHEMA)
+    writer = writer or pq.ParquetWriter(out / "scores.parquet", score_schema(engine.taxonomy))
     writer.write_table(table)
     return writer
 
 
 def pipeline(corpus: Path, registry: str, out: Path, args) -> dict:
-    from valuecsv_ray.audit.pipeline import run_audit
+    from valuecsv_ray.audit.pipeline import score_corpus
     from valuecsv_ray.config import load_audit_config
+    from valuecsv_ray.registry import load_registry
 
     cfg = load_audit_config(overrides={"inputs": [str(corpus)], "registry": registry, "out": str(out),
                                        "batch_size": args.batch_size, "actors": args.actors,
                                        "cpus_per_actor": args.cpus_per_actor})
-    return run_audit(cfg)
+    return score_corpus(cfg, load_registry(registry))  # the scoring pass only, as the loop
 
 
 def main() -> None:

@@ -3,15 +3,20 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from valuecsv_ray.config import (
     ConfigError,
+    Hyperparameters,
     TrainConfig,
     load_audit_config,
     load_train_config,
     parse_overrides,
 )
-from valuecsv_ray.taxonomy import VALUE_IDS, VALUES
+from valuecsv_ray.taxonomy import load_taxonomy
+
+TAXONOMY = load_taxonomy()
+VALUES = TAXONOMY.labels
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -20,17 +25,31 @@ def test_defaults_validate():
     assert TrainConfig().problems() == []
     cfg = load_train_config()
     assert cfg == TrainConfig()
-    assert cfg.task_ids == VALUE_IDS
+    assert cfg.task_ids == TAXONOMY.ids
+    assert cfg.hparams == Hyperparameters()
 
 
 def test_yaml_then_overrides(tmp_path):
     path = tmp_path / "job.yaml"
     path.write_text("name: small\nmax_epochs: 3\nbatch_size: 8\nlearning_rate: 1e-3\n", encoding="utf-8")
     cfg = load_train_config(path, {"max_epochs": 5, "seed": None})
-    assert (cfg.name, cfg.max_epochs, cfg.batch_size, cfg.seed) == ("small", 5, 8, 42)
-    assert cfg.learning_rate == pytest.approx(1e-3)  # YAML 1.1 reads 1e-3 as a string
-    assert isinstance(cfg.learning_rate, float)
+    hp = cfg.hparams
+    assert (cfg.name, hp.max_epochs, hp.batch_size, hp.seed) == ("small", 5, 8, 42)
+    assert hp.learning_rate == pytest.approx(1e-3)  # YAML 1.1 reads 1e-3 as a string
+    assert isinstance(hp.learning_rate, float)
     assert cfg.registry_dir == Path("runs") / "small"
+
+
+def test_to_dict_is_flat_and_loads_back(tmp_path):
+    cfg = load_train_config(None, {"name": "flat", "max_epochs": 3, "aggregate": "mean", "num_workers": 2})
+    record = cfg.to_dict()
+    assert "hparams" not in record
+    assert (record["max_epochs"], record["aggregate"], record["num_workers"]) == (3, "mean", 2)
+    assert set(Hyperparameters().__dataclass_fields__) <= set(record)
+    assert record["split_fractions"] == [0.7, 0.2, 0.1]
+    path = tmp_path / "resolved.yaml"
+    path.write_text(yaml.safe_dump(record), encoding="utf-8")
+    assert load_train_config(path) == cfg
 
 
 def test_unknown_key_suggests_the_right_one(tmp_path):
@@ -52,6 +71,8 @@ def test_every_invalid_setting_is_reported_at_once():
         "split_fractions": [0.5, 0.5, 0.5],
         "name": "a/b",
         "class_weighting": "auto",
+        "aggregate": "median",
+        "stride": 0,
     }
     with pytest.raises(ConfigError) as e:
         load_train_config(None, bad)
@@ -89,24 +110,35 @@ def test_parse_overrides_reads_yaml_values():
             "values=[freedom, justice]",
             "limit_rows=",
             "use_gpu=true",
-            "name=demo",
+            "name=1e3",
         ]
     )
     assert got == {
-        "learning_rate": 1e-3,
+        "learning_rate": "1e-3",  # YAML 1.1; the float setting reads it as a number (below)
         "max_epochs": 3,
         "values": ["freedom", "justice"],
         "limit_rows": None,
         "use_gpu": True,
-        "name": "demo",
+        "name": "1e3",
     }
-    assert isinstance(got["learning_rate"], float)
     assert isinstance(got["max_epochs"], int)
+    cfg = load_train_config(None, got)
+    assert cfg.hparams.learning_rate == pytest.approx(1e-3) and isinstance(cfg.hparams.learning_rate, float)
+    assert cfg.name == "1e3"  # a str setting keeps a number-like string
+    assert (cfg.values, cfg.hparams.max_epochs, cfg.limit_rows, cfg.use_gpu) == (
+        "freedom,justice", 3, None, True)
 
 
 def test_parse_overrides_needs_key_value():
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_overrides(["max_epochs"])
+
+
+def test_values_list_in_yaml_selects_in_taxonomy_order(tmp_path):
+    chosen = [VALUES[6], VALUES[4]]
+    path = tmp_path / "job.yaml"
+    path.write_text(f"values: [{chosen[0].id}, {chosen[1].zh}]\n", encoding="utf-8")
+    assert load_train_config(path).task_ids == (VALUES[4].id, VALUES[6].id)  # canonical order
 
 
 def test_values_list_in_yaml_becomes_comma_string(tmp_path):
@@ -115,7 +147,36 @@ def test_values_list_in_yaml_becomes_comma_string(tmp_path):
     path.write_text(f"values: [{chosen[0].id}, {chosen[1].zh}]\n", encoding="utf-8")
     cfg = load_train_config(path)
     assert cfg.values == f"{chosen[0].id},{chosen[1].zh}"
-    assert cfg.task_ids == (VALUES[4].id, VALUES[6].id)  # canonical order
+    same = load_train_config(None, {"values": f"{chosen[0].id},{chosen[1].zh}"})
+    assert cfg.to_dict() == same.to_dict()
+
+
+def test_taxonomy_setting_chooses_the_value_set(tmp_path):
+    toy = {"name": "toy", "groups": ["g"], "labels": [
+        {"id": "care", "group": "g", "column": "care_col"},
+        {"id": "thrift", "group": "g", "column": "thrift_col"}]}
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(toy), encoding="utf-8")
+    assert load_train_config(None, {"taxonomy": str(path)}).task_ids == ("care", "thrift")
+    assert load_train_config(None, {"taxonomy": str(path), "values": "thrift"}).task_ids == ("thrift",)
+    with pytest.raises(ConfigError, match=r"values: .*'freedom'.*care, thrift"):
+        load_train_config(None, {"taxonomy": str(path), "values": "freedom"})
+
+
+def test_unknown_or_invalid_taxonomy_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="taxonomy: taxonomy 'no-such-values'"):
+        load_train_config(None, {"taxonomy": "no-such-values"})
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\ngroups: [g]\nlabels: []\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="labels must be a non-empty list"):
+        load_train_config(None, {"taxonomy": str(path)})
+
+
+def test_tiny_backbone_caps_max_length():
+    assert load_train_config(None, {"max_length": 512}).hparams.max_length == 512
+    with pytest.raises(ConfigError, match="max_length must be <= 512 for the tiny backbone"):
+        load_train_config(None, {"max_length": 1024})
+    assert load_train_config(None, {"max_length": 1024, "backbone": "some/model"}).hparams.max_length == 1024
 
 
 def test_task_ids_multilabel():
@@ -166,3 +227,9 @@ def test_audit_config_reports_every_problem_at_once():
 def test_audit_out_must_be_a_folder_path_not_a_uri():
     with pytest.raises(ConfigError, match="out must be a folder path, got the URI 's3://b/run'"):
         load_audit_config(overrides={"inputs": ["x.jsonl"], "registry": "r", "out": "s3://b/run"})
+
+
+def test_a_stride_longer_than_the_window_is_refused():
+    with pytest.raises(ConfigError, match="stride"):
+        load_train_config(None, {"max_length": 16, "stride": 40})
+    assert load_train_config(None, {"max_length": 16, "stride": 14}).hparams.stride == 14

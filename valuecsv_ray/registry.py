@@ -5,7 +5,8 @@
 
 Layout of RUNS_DIR/NAME:
 
-    manifest.json               values, thresholds, metrics, backbone, data hash, split seed,
+    manifest.json               taxonomy, values, thresholds, temperatures, window rule, metrics,
+                                calibration (ECE), long-text figures, backbone, data hash, split seed,
                                 resolved config, versions, per-evaluator training intervals
     job.json                    what the job was started with (checked again on re-runs)
     split.json                  row indices of train / validation / test
@@ -30,11 +31,11 @@ from pathlib import Path
 import pandas as pd
 
 from valuecsv_ray import __version__
-from valuecsv_ray.config import changed_settings
-from valuecsv_ray.taxonomy import VALUE_IDS, value_by_id
+from valuecsv_ray.config import TRAIN_RUNTIME_KEYS, changed_settings
+from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 
 FORMAT = "valuecsv-ray/registry"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: taxonomy, window rule, temperature and calibration recorded
 MANIFEST = "manifest.json"
 JOB_FILE = "job.json"
 SPLIT_FILE = "split.json"
@@ -42,9 +43,6 @@ BAD_ROWS_FILE = "bad_rows.csv"
 EVALUATORS = "evaluators"
 EVALUATOR_FILE = "evaluator.json"
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer_config.json", EVALUATOR_FILE)
-# settings that change what a job computes; the others (concurrency, retries) may differ on re-run
-RUNTIME_KEYS = ("max_concurrent", "max_failures", "storage_path", "runs_dir", "checkpoints_to_keep",
-                "num_workers", "use_gpu", "resources_per_worker", "torch_threads")
 
 
 class RegistryError(RuntimeError):
@@ -62,8 +60,21 @@ class Registry:
     def registry_id(self) -> str:
         return self.manifest["registry_id"]
 
+    @property
+    def taxonomy(self) -> Taxonomy:
+        """The registry's label set (the values it has evaluators for, in taxonomy order)."""
+        return taxonomy_of(self.manifest)
+
     def evaluator_dir(self, value_id: str) -> Path:
         return self.path / self.manifest["evaluators"][value_id]["path"]
+
+
+def taxonomy_of(manifest: dict) -> Taxonomy:
+    """The taxonomy a manifest records, restricted to its values (manifests written before the
+    taxonomy was recorded used the default one)."""
+    recorded = manifest.get("taxonomy")
+    taxonomy = Taxonomy.from_dict(recorded, "manifest taxonomy") if recorded else load_taxonomy()
+    return taxonomy.subset(manifest["values"])
 
 
 def versions() -> dict[str, str]:
@@ -91,7 +102,7 @@ def start_job(path: Path, job: dict) -> None:
         write_json(job_file, job)
         return
     old = json.loads(job_file.read_text(encoding="utf-8"))
-    changed = changed_settings(old["config"], job["config"], RUNTIME_KEYS)
+    changed = changed_settings(old["config"], job["config"], TRAIN_RUNTIME_KEYS)
     if old["data"]["sha256"] != job["data"]["sha256"]:
         changed.insert(0, "data (its sha256 differs)")
     if changed:
@@ -134,13 +145,14 @@ def write_manifest(path: Path, task_ids: tuple[str, ...]) -> dict:
             evaluators[value_id] = {
                 "path": f"{EVALUATORS}/{task_id}",
                 "output_index": index if task_id == "multilabel" else 1,
-                "threshold": ev["threshold"], "metrics": ev["metrics"],
-                **{k: info[k] for k in ("train_start", "train_end", "epochs_run", "best_epoch",
-                                        "stopped_early", "attempts", "history")},
+                **ev,  # threshold, temperature, metrics, calibration, long_texts
+                **{k: info[k] for k in ("window", "train_start", "train_end", "epochs_run", "best_epoch",
+                                        "stopped_early", "attempts", "history") if k in info},
             }
-    values = [v for v in VALUE_IDS if v in evaluators]
+    taxonomy = Taxonomy.from_dict(job["taxonomy"], JOB_FILE) if "taxonomy" in job else load_taxonomy()
+    values = [v for v in taxonomy.ids if v in evaluators]
     body = {"format": FORMAT, "format_version": FORMAT_VERSION, "mode": job["config"]["mode"],
-            "complete": not missing, "missing": missing, "values": values,
+            "taxonomy": taxonomy.to_dict(), "complete": not missing, "missing": missing, "values": values,
             "evaluators": evaluators, **{k: job[k] for k in ("config", "data", "split", "versions")},
             "backbone": job["config"]["backbone"], "created": job["created"]}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
@@ -172,22 +184,24 @@ def load_registry(path: str | Path) -> Registry:
 
 
 def metrics_table(manifest: dict) -> pd.DataFrame:
-    """Per-value test metrics: value, level, acc, P, R, F1, AUC, threshold, n_test."""
-    rows = []
+    """Per-value test metrics: value, group, acc, P, R, F1, AUC, ECE before/after temperature
+    scaling, temperature, threshold, n_test, n_pos."""
+    rows, taxonomy = [], taxonomy_of(manifest)
     for value_id, ev in manifest["evaluators"].items():
-        value, m = value_by_id(value_id), ev["metrics"]
-        rows.append({"value": f"{value.en} {value.zh}", "level": value.level.value,
+        value, m, cal = taxonomy.get(value_id), ev["metrics"], ev.get("calibration", {})
+        rows.append({"value": value.name, taxonomy.group_kind: value.group,
                      "acc": m["accuracy"], "P": m["precision"], "R": m["recall"], "F1": m["f1"],
-                     "AUC": m["roc_auc"], "threshold": ev["threshold"], "n_test": m["n_test"],
+                     "AUC": m["roc_auc"], "ECE": cal.get("ece_before"), "ECE_T": cal.get("ece_after"),
+                     "T": ev.get("temperature"), "threshold": ev["threshold"], "n_test": m["n_test"],
                      "n_pos": m["n_test_positive"]})
     return pd.DataFrame(rows)
 
 
 def format_metrics_table(table: pd.DataFrame) -> str:
     """The table as aligned text, with a macro-mean row."""
-    numeric = ["acc", "P", "R", "F1", "AUC", "threshold"]
+    numeric = ["acc", "P", "R", "F1", "AUC", "ECE", "ECE_T", "T", "threshold"]
     shown = table.copy()
-    means = {"value": "macro mean", "level": "", "n_test": "", "n_pos": "",
+    means = {**{c: "" for c in table.columns}, "value": "macro mean",
              **{c: pd.to_numeric(table[c], errors="coerce").mean() for c in numeric}}
     shown = pd.concat([shown, pd.DataFrame([means])], ignore_index=True)
     for c in numeric:

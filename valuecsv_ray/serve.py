@@ -1,32 +1,62 @@
-"""The Ray Serve application: one deployment holding the ensemble behind a FastAPI ingress.
+"""The Ray Serve application: one deployment holding a registry's ensemble behind a FastAPI app.
 
     serve run serve_configs/ensemble.yaml          # import_path: valuecsv_ray.serve:app_builder
-    curl -X POST 127.0.0.1:8000/v1/score -H 'Authorization: Bearer $TOKEN' \
-         -d '{"texts": ["一段文本"]}'
+    curl -X POST 127.0.0.1:8000/v1/score -H "Authorization: Bearer $TOKEN" \
+         -H 'Content-Type: application/json' -d '{"texts": ["一段文本"]}'
+
+Each replica builds its FastAPI app when it starts (`__serve_build_asgi_app__`), from its args and
+its registry, so /openapi.json states what this server enforces: the registry's value ids and
+groups, texts per request and characters per text (`maxItems`, `maxLength`: over them, 413),
+non-blank texts (`pattern`: 422), the body-size limit (413) and, per route, every status it can
+answer. Every error body has one shape, `Error` ({status, message, errors}).
+
+Statuses: 401 without the Bearer token (when one is configured), 413 over a limit, 422 for a
+malformed body, 400 for a body that is not UTF-8 JSON, 503 with Retry-After when the queue is full
+(`max_queued_requests`) or the replica is restarting, 408 after `http_options.request_timeout_s`.
+Serve's proxy answers 408/503 itself, in plain text, and drops a request whose replica dies (a
+bare 500 from uvicorn); `proxy_middlewares` turns those into `Error` bodies and that 500 into a
+503 with Retry-After, once the Serve controller is started with `controller_options()`.
 
 Requests from many clients are gathered by `@serve.batch` (size and wait from the YAML's
-`user_config`) into one `Ensemble.score` call. Bearer-token auth when a token is configured
-(401 otherwise), body-size (FastAPI's max_body_size), text-length and texts-per-request
-limits (413), schema errors (422); the
-queue bound (503) and request timeout come from the YAML (`max_queued_requests`,
-`http_options.request_timeout_s`).
+`user_config`) into one `Ensemble.score` call.
 """
 
 import hmac
+import logging
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi import Depends, FastAPI, HTTPException, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
 from ray import serve
 from ray.serve import Application
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from typing_extensions import TypedDict
 
-from valuecsv_ray.scoring.engine import Ensemble
-from valuecsv_ray.taxonomy import VALUES
+from valuecsv_ray.taxonomy import Taxonomy
+
+if TYPE_CHECKING:  # the engine (torch) loads in replicas only, not in Serve's proxy
+    from valuecsv_ray.scoring.engine import Ensemble
 
 TOKEN_ENV = "VALUECSV_SERVE_TOKEN"
-HEALTH_TEXT = "健康检查：依法治国，诚信友善。"
+HEALTH_TEXT = "健康检查：这是一段用于检查模型能否推理的文本。"
+REPLICA_LOST_RETRY_AFTER_S = 2  # a replica restart takes seconds; clients back off beyond it
+# What str.strip() removes (Python's whitespace): a text must hold some other character.
+BLANK = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+         "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in BLANK) + "]"  # portable: ECMA, Python, Rust
+_BLANK_MSG = "must hold a non-whitespace character"
+_LIMIT_ERRORS = {"too_long", "string_too_long"}  # over max_texts_per_request / max_text_chars
+_BEARER = HTTPBearer(auto_error=False, description=f"the server's token (args.token or ${TOKEN_ENV})")
+logger = logging.getLogger(__name__)
 
 
 class ServeArgs(BaseModel):
@@ -59,38 +89,220 @@ class ServeArgs(BaseModel):
         return {"max_batch_size": self.max_batch_size, "batch_wait_timeout_s": self.batch_wait_timeout_s}
 
 
-class ScoreRequest(BaseModel):
-    texts: list[str] = Field(min_length=1, description="texts to score (non-empty strings)")
+# ---- the API's models: errors (one shape), request and responses (built per registry and args)
 
 
-class TextScore(BaseModel):
-    probs: dict[str, float]
-    labels: dict[str, bool]
-    levels: dict[str, float]
-    windows: int
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="where, e.g. ['body', 'texts', 2]")
+    msg: str = Field(description="what is wrong there")
+    type: str = Field(description="kind, e.g. 'string_too_long', 'missing', 'body_too_large'")
 
 
-class ScoreResponse(BaseModel):
+class Error(BaseModel):
+    """The body of every error answer."""
+
+    status: int = Field(description="the HTTP status, repeated")
+    message: str = Field(description="what went wrong and what to do")
+    errors: list[FieldError] = Field(default_factory=list, description="per-field problems (413, 422)")
+
+
+class Label(BaseModel):
+    id: str = Field(description="key of this value in `probs` and `labels`")
+    en: str
+    zh: str
+    group: str = Field(description="its group (see group_kind), a key of `groups`")
+    column: str = Field(description="its 0/1 column in annotated data")
+
+
+class Values(BaseModel):
+    """The served registry's taxonomy: the values it scores, in order, and their groups."""
+
+    name: str
+    title: str
+    group_kind: str = Field(description="what a group is, e.g. 'level'")
+    groups: list[str]
+    labels: list[Label]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
     registry_id: str
-    results: list[TextScore]
-    batched_requests: int = Field(description="requests scored together with this one")
+    inference_ms: float = Field(description="time of one test inference")
 
 
-api = FastAPI(title="valuecsv-ray", description="Core Socialist Values evaluators, as one ensemble",
-              version="1")
+def request_model(args: ServeArgs) -> type[BaseModel]:
+    """The /v1/score body, with this server's limits as schema constraints."""
+    text = Annotated[str, StringConstraints(min_length=1, max_length=args.max_text_chars, pattern=NOT_BLANK)]
+    return create_model(
+        "ScoreRequest", __config__=ConfigDict(extra="forbid"),
+        texts=(list[text], Field(min_length=1, max_length=args.max_texts_per_request,
+                                 description="texts to score, each with a non-whitespace character")))
 
 
-def require_token(request: Request) -> None:
-    expected = getattr(request.app.state, "token", None)  # set by the replica serving it
+def response_model(taxonomy: Taxonomy) -> type[BaseModel]:
+    """The /v1/score answer, keyed by this registry's value ids and groups."""
+    prob = Annotated[float, Field(ge=0, le=1)]
+    probs = TypedDict("Probs", {v.id: Annotated[prob, Field(title=v.name)] for v in taxonomy.labels})
+    flags = TypedDict("Labels", {v.id: Annotated[bool, Field(title=v.name)] for v in taxonomy.labels})
+    groups = TypedDict("Groups", {g: prob for g in taxonomy.groups})
+    score = create_model(
+        "TextScore", probs=(probs, Field(description="probability per value id")),
+        labels=(flags, Field(description="probability >= the value's threshold")),
+        groups=(groups, Field(description=f"mean probability per {taxonomy.group_kind}")),
+        windows=(int, Field(ge=1, description="model windows the text was scored over")))
+    return create_model(
+        "ScoreResponse", registry_id=(str, ...), results=(list[score], Field(description="in input order")),
+        batched_requests=(int, Field(ge=1, description="requests scored together with this one")))
+
+
+def error_response(status: int, message: str, errors: list[FieldError] | None = None,
+                   headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(Error(status=status, message=message, errors=errors or []).model_dump(),
+                        status_code=status, headers=headers)
+
+
+def _statuses(args: ServeArgs, authed: bool, body: bool = False) -> dict:
+    """OpenAPI `responses` of a route (all with the Error body): every status it can answer."""
+    texts = (f"more than {args.max_texts_per_request} texts, a text over {args.max_text_chars} characters, "
+             "or " if body else "")
+    said = {
+        400: ("the body is not UTF-8 JSON", None),
+        401: ("missing or wrong Bearer token", {"WWW-Authenticate": "Bearer"}),
+        408: ("the request waited longer than the server's request_timeout_s; retry later", None),
+        413: (f"over this server's limits: {texts}a body over {args.max_body_bytes} bytes", None),
+        422: ("the body does not match the request schema; `errors` says where", None),
+        500: ("an unexpected error in the server (a bug: see the replica's log)", None),
+        503: ("busy (queue full) or restarting: retry after Retry-After seconds", {"Retry-After": "seconds"}),
+    }
+    out = {}
+    for code in sorted({408, 413, 500, 503} | ({401} if authed else set()) | ({400, 422} if body else set())):
+        description, headers = said[code]
+        out[code] = {"model": Error, "description": description}
+        if headers:
+            out[code]["headers"] = {k: {"description": v, "schema": {"type": "string"}}
+                                    for k, v in headers.items()}
+    return out
+
+
+# ---- behaviour shared by every route: errors in one shape, body limit, token
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return error_response(exc.status_code, str(exc.detail), getattr(exc, "errors", None), exc.headers)
+
+
+def _validation_error(args: ServeArgs):
+    async def handle(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [FieldError(loc=list(e["loc"]), type=e["type"], msg=_BLANK_MSG
+                             if e["type"] == "string_pattern_mismatch" else e["msg"]) for e in exc.errors()]
+        if errors and all(e.type in _LIMIT_ERRORS for e in errors):
+            return error_response(413, f"over this server's limits ({args.max_texts_per_request} texts per "
+                                       f"request, {args.max_text_chars} characters per text): send fewer or "
+                                       "shorter texts", errors)
+        return error_response(422, "the body does not match the request schema (see /openapi.json)", errors)
+    return handle
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return error_response(500, f"unexpected error ({type(exc).__name__}); see the replica's log")
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, size: int, max_bytes: int):
+        super().__init__(413, f"request body of {size}+ bytes; this server takes at most {max_bytes}: "
+                              "send fewer texts")
+        self.errors = [FieldError(loc=["body"], msg=self.detail, type="body_too_large")]
+
+
+class BodyLimit:
+    """413 for a request body over `max_bytes`, declared (Content-Length) or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            answer = await _http_error(Request(scope), BodyTooLarge(int(declared), self.max_bytes))
+            return await answer(scope, receive, send)
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:  # FastAPI re-raises HTTPExceptions from reading the body
+                raise BodyTooLarge(seen, self.max_bytes)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _token_guard(expected: str | None) -> list:
+    """Route dependencies: none for an open server, else a Bearer check (in the schema too)."""
     if not expected:
-        return
-    given = request.headers.get("authorization", "")
-    if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), expected.encode())):
-        raise HTTPException(status_code=401, detail="missing or wrong bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        return []
+
+    def require_token(given: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]) -> None:
+        if given is None or not hmac.compare_digest(given.credentials.encode(), expected.encode()):
+            raise HTTPException(401, "missing or wrong Bearer token: send 'Authorization: Bearer <token>'",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    return [Depends(require_token)]
 
 
-def score_requests(engine: Ensemble, requests: list[list[str]]) -> list[tuple[list[dict], int]]:
+def build_api(replica: "EnsembleDeployment") -> FastAPI:
+    """The replica's FastAPI app: its routes, limits, token and schema follow its args and registry."""
+    args, registry = replica.args, replica.engine.registry
+    taxonomy = registry.taxonomy
+    body_model, answer_model = request_model(args), response_model(taxonomy)
+    api = FastAPI(title="valuecsv-ray", version="1",
+                  description=f"{taxonomy.title}: {len(taxonomy.labels)} evaluators of registry "
+                              f"{registry.registry_id}, as one ensemble.")
+    api.add_middleware(BodyLimit, max_bytes=args.max_body_bytes)
+    api.add_exception_handler(StarletteHTTPException, _http_error)
+    api.add_exception_handler(RequestValidationError, _validation_error(args))
+    api.add_exception_handler(Exception, _unexpected)
+    guard = _token_guard(replica.token)
+
+    @api.post("/v1/score", response_model=answer_model, dependencies=guard,
+              responses=_statuses(args, bool(guard), body=True))
+    async def score(body: body_model) -> dict:
+        """Probabilities, labels and group means of each text."""
+        records, together = await replica.score_batch(body.texts)
+        return {"registry_id": registry.registry_id, "results": records, "batched_requests": together}
+
+    @api.get("/v1/values", response_model=Values, dependencies=guard, responses=_statuses(args, bool(guard)))
+    async def values() -> dict:
+        """The taxonomy of the served registry."""
+        return taxonomy.to_dict()
+
+    @api.get("/v1/model", dependencies=guard, responses=_statuses(args, bool(guard)))
+    async def model() -> dict:
+        """The served registry's manifest (values, thresholds, metrics, backbone, data)."""
+        return registry.manifest
+
+    @api.get("/healthz", response_model=Health, responses=_statuses(args, False))
+    async def healthz() -> dict:
+        """A real inference on a short text; 503 when the model fails it."""
+        started = time.perf_counter()
+        try:
+            replica.engine.score([HEALTH_TEXT])
+        except Exception as e:
+            raise HTTPException(503, f"the model failed a test inference ({e}); see the replica's log") from e
+        return {"status": "ok", "registry_id": registry.registry_id,
+                "inference_ms": round(1000 * (time.perf_counter() - started), 2)}
+
+    return api
+
+
+# ---- the deployment
+
+
+def score_requests(engine: "Ensemble", requests: list[list[str]]) -> list[tuple[list[dict], int]]:
     """Score several requests in one engine call; split the results back per request."""
     flat = [text for texts in requests for text in texts]
     records = engine.score(flat).to_records()
@@ -102,17 +314,20 @@ def score_requests(engine: Ensemble, requests: list[list[str]]) -> list[tuple[li
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 1})
-@serve.ingress(api)
+@serve.ingress()
 class EnsembleDeployment:
-    """One replica holding all evaluators of a registry."""
+    """One replica holding all evaluators of a registry; its app comes from `build_api`."""
 
     def __init__(self, args: dict):
+        from valuecsv_ray.scoring.engine import Ensemble
+
         self.args = ServeArgs(**args)
         self.engine = Ensemble.from_registry(self.args.registry, device=self.args.device,
                                              token_budget=self.args.token_budget)
-        api.state.token = self.args.token or os.environ.get(TOKEN_ENV) or None
-        api.max_body_size = self.args.max_body_bytes  # FastAPI's own limit (413), set before
-        # the first request builds the middleware stack; also covers chunked bodies
+        self.token = self.args.token or os.environ.get(TOKEN_ENV) or None
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return build_api(self)
 
     def reconfigure(self, user_config: dict) -> None:
         """`user_config` in the YAML: max_batch_size, batch_wait_timeout_s (no restart)."""
@@ -125,43 +340,67 @@ class EnsembleDeployment:
     async def score_batch(self, requests: list[list[str]]) -> list[tuple[list[dict], int]]:
         return score_requests(self.engine, requests)
 
-    @api.post("/v1/score", response_model=ScoreResponse, dependencies=[Depends(require_token)])
-    async def score(self, body: ScoreRequest) -> ScoreResponse:
-        self._check(body.texts)
-        records, together = await self.score_batch(body.texts)
-        return ScoreResponse(registry_id=self.engine.registry.registry_id, results=records,
-                             batched_requests=together)
-
-    def _check(self, texts: list[str]) -> None:
-        if len(texts) > self.args.max_texts_per_request:
-            raise HTTPException(413, f"{len(texts)} texts; at most {self.args.max_texts_per_request}"
-                                " per request")
-        for i, text in enumerate(texts):
-            if not text.strip():
-                raise HTTPException(422, f"texts[{i}] is empty")
-            if len(text) > self.args.max_text_chars:
-                raise HTTPException(413, f"texts[{i}] has {len(text)} characters; at most "
-                                         f"{self.args.max_text_chars}")
-
-    @api.get("/v1/values", dependencies=[Depends(require_token)])
-    async def values(self) -> list[dict]:
-        return [{"id": v.id, "en": v.en, "zh": v.zh, "level": v.level.value, "column": v.column}
-                for v in VALUES]
-
-    @api.get("/v1/model", dependencies=[Depends(require_token)])
-    async def model(self) -> dict:
-        return self.engine.registry.manifest
-
-    @api.get("/healthz")
-    async def healthz(self) -> dict:
-        started = time.perf_counter()
-        self.engine.score([HEALTH_TEXT])
-        return {"status": "ok", "registry_id": self.engine.registry.registry_id,
-                "inference_ms": round(1000 * (time.perf_counter() - started), 2)}
-
     def check_health(self) -> None:
         """Serve's replica health check runs a real inference, so a stalled model shows."""
         self.engine.score([HEALTH_TEXT])
+
+
+# ---- Serve's proxy: its own answers in the API's error shape
+
+
+class ProxyErrors:
+    """ASGI middleware for Serve's HTTP proxy (installed by `proxy_middlewares`).
+
+    Ray 2.60's proxy sends nothing for a request whose replica died mid-flight (uvicorn then
+    answers a bare 500): answer 503 with Retry-After instead, as Serve is restarting the replica.
+    The proxy's own plain-text 408 and 503 become `Error` bodies, keeping their headers.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, held, chunks = False, None, []
+
+        async def relay(message: Message) -> None:
+            nonlocal started, held
+            if message["type"] == "http.response.start":
+                started = True
+                headers = {bytes(k).lower(): bytes(v) for k, v in message.get("headers", [])}
+                if message["status"] in (408, 503) and headers.get(b"content-type", b"").startswith(b"text/"):
+                    held = message
+                    return
+            elif held is not None and message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    kept = {bytes(k).decode(): bytes(v).decode() for k, v in held.get("headers", [])
+                            if bytes(k).lower() not in (b"content-type", b"content-length")}
+                    text = b"".join(chunks).decode(errors="replace").strip() or "unavailable"
+                    answer = error_response(held["status"], f"{text}; retry later", headers=kept)
+                    await answer(scope, receive, send)
+                return
+            await send(message)
+
+        await self.app(scope, receive, relay)
+        if not started:
+            await error_response(
+                503, "the replica serving this request stopped and Serve is restarting it: retry after "
+                     "Retry-After seconds", headers={"Retry-After": str(REPLICA_LOST_RETRY_AFTER_S)},
+            )(scope, receive, send)
+
+
+def proxy_middlewares() -> list[Middleware]:
+    """Serve's HTTP proxy callback (RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH): see `ProxyErrors`."""
+    return [Middleware(ProxyErrors)]
+
+
+def controller_options() -> dict:
+    """`serve.start(controller_options=...)` (or `controller_options:` in a Serve YAML) that
+    installs `proxy_middlewares` in the proxies the controller starts."""
+    callback = f"{__name__}:{proxy_middlewares.__name__}"
+    return {"runtime_env": {"env_vars": {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": callback}}}
 
 
 def app_builder(args: dict) -> Application:

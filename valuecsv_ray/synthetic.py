@@ -18,7 +18,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from valuecsv_ray import registry as reg
 from valuecsv_ray.backbone import quiet_hf_progress, tiny_config, tiny_model, tiny_tokenizer, tiny_vocab
-from valuecsv_ray.taxonomy import VALUE_IDS
+from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 
 SIZES = ("tiny", "base")
 
@@ -44,22 +44,24 @@ def _model(size: str, seed: int) -> torch.nn.Module:
         return BertForSequenceClassification(base_config())
 
 
-def random_registry(path: Path, size: str = "tiny", seed: int = 0) -> Path:
-    """Write a complete 12-evaluator registry of random `size` BERTs to `path`."""
+def random_registry(path: Path, size: str = "tiny", seed: int = 0, taxonomy: Taxonomy | None = None) -> Path:
+    """Write a complete registry of random `size` BERTs to `path`, one evaluator per label of
+    `taxonomy` (default: the built-in one)."""
+    taxonomy = taxonomy or load_taxonomy()
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
     config = tiny_config(2, False) if size == "tiny" else base_config()
     job = {"config": {"name": path.name, "backbone": f"random-{size}", "mode": "binary"},
            "data": {"sha256": "0" * 64, "source": "synthetic", "n_samples": 0},
            "split": {"seed": seed, "fractions": [0.7, 0.2, 0.1], "counts": {}},
-           "versions": reg.versions(), "created": time.time(),
+           "versions": reg.versions(), "created": time.time(), "taxonomy": taxonomy.to_dict(),
            "model": {"layers": config.num_hidden_layers, "hidden": config.hidden_size}}
     reg.start_job(path, job)
     with quiet_hf_progress():
-        for i, value_id in enumerate(VALUE_IDS):
+        for i, value_id in enumerate(taxonomy.ids):
             _add_random_evaluator(path, value_id, _model(size, seed * 100 + i), 0.3 + 0.03 * i, job)
     shutil.rmtree(path / "_build", ignore_errors=True)
-    reg.write_manifest(path, VALUE_IDS)
+    reg.write_manifest(path, taxonomy.ids)
     return path
 
 

@@ -1,5 +1,6 @@
 """The Ray Data audit, for real on local Ray: every row accounted for, engine-equal scores,
-resume after an interruption, wide input (quest100), statistics and report from the CLI."""
+resume after an interruption, wide input (quest100), statistics and report from the CLI, and a
+registry of another taxonomy audited on its own values."""
 
 import json
 import shutil
@@ -14,14 +15,19 @@ from click.testing import CliRunner
 
 from valuecsv_ray.audit.paths import expand_inputs
 from valuecsv_ray.audit.pipeline import AuditError, run_audit
-from valuecsv_ray.audit.schema import PROB_COLUMNS, QUARANTINE_SCHEMA, SCORE_SCHEMA
+from valuecsv_ray.audit.schema import QUARANTINE_SCHEMA, prob_columns, score_schema
+from valuecsv_ray.audit.stats import compute_stats, load_stats
 from valuecsv_ray.cli import main
 from valuecsv_ray.config import load_audit_config
+from valuecsv_ray.registry import load_registry
 from valuecsv_ray.scoring.engine import Ensemble
-from valuecsv_ray.taxonomy import VALUE_IDS
+from valuecsv_ray.synthetic import random_registry
+from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 
 pytestmark = pytest.mark.ray
 MODELS = ("glm", "qwen", "ernie")
+TAX = load_taxonomy()  # the tiny registry's (tests/conftest.py)
+PROB_COLUMNS = prob_columns(TAX)
 
 
 def _corpus(folder: Path, n_good: int = 60) -> tuple[Path, list[str]]:
@@ -67,12 +73,13 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def audited(ray_local, tiny_registry, corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("audit") / "run"
-    summary = run_audit(_config([corpus[0]], tiny_registry, out))
-    return out, summary
+    result = run_audit(_config([corpus[0]], tiny_registry, out))
+    assert result.out == out and result.taxonomy == load_registry(tiny_registry).taxonomy == TAX
+    return result
 
 
 def test_every_row_is_scored_or_quarantined_with_its_reason(audited, corpus):
-    out, summary = audited
+    out, summary = audited.out, audited.summary
     n_lines = len(corpus[0].read_bytes().splitlines())
     assert summary["rows_in"] == n_lines == len(corpus[1]) + 9
     assert summary["rows_scored"] == len(corpus[1]) and summary["rows_quarantined"] == 9
@@ -95,7 +102,7 @@ def test_every_row_is_scored_or_quarantined_with_its_reason(audited, corpus):
 
 
 def test_per_row_scores_equal_the_engine(audited, corpus, tiny_registry):
-    out, _ = audited
+    out = audited.out
     scores = _scores(out).set_index("row_id").loc[[f"r{i}" for i in range(len(corpus[1]))]]
     direct = Ensemble.from_registry(tiny_registry, device="cpu").score(corpus[1])
     np.testing.assert_allclose(scores[list(PROB_COLUMNS)].to_numpy(), direct.probs, atol=1e-6)
@@ -105,15 +112,27 @@ def test_per_row_scores_equal_the_engine(audited, corpus, tiny_registry):
 
 
 def test_outputs_load_in_duckdb_with_the_documented_schema(audited):
-    out, _ = audited
-    assert pq.read_table(out / "scores").schema.equals(SCORE_SCHEMA, check_metadata=False)
+    out = audited.out
+    assert pq.read_table(out / "scores").schema.equals(score_schema(TAX), check_metadata=False)
     got = duckdb.sql(f"select model, count(*) n, avg(p_freedom) from '{out}/scores/*.parquet' "
                      "group by model order by model").fetchall()
     assert [(m, n) for m, n, _ in got] == [(m, 20) for m in sorted(MODELS)]
 
 
+def test_the_audit_writes_the_statistics_of_its_scores(audited):
+    out = audited.out
+    scores = _scores(out)
+    expected, coverage = compute_stats(scores, TAX)  # every prompt was answered by every model
+    pd.testing.assert_frame_equal(audited.stats, expected)
+    assert audited.coverage == coverage and coverage["restricted"] is True
+    stats, written_coverage, taxonomy = load_stats(audited.stats_dir)
+    pd.testing.assert_frame_equal(stats, expected)
+    assert written_coverage == coverage and taxonomy == TAX
+    assert json.loads((out / "audit.json").read_text())["config"]["all_prompts"] is False
+
+
 def test_resume_after_an_interruption_gives_one_row_per_input_row(audited, tiny_registry, corpus, tmp_path):
-    done, _ = audited
+    done = audited.out
     out = tmp_path / "run"
     shutil.copytree(done, out)
     files = sorted((out / "scores").glob("*.parquet"))
@@ -121,7 +140,7 @@ def test_resume_after_an_interruption_gives_one_row_per_input_row(audited, tiny_
     files[0].unlink()  # never written
     files[1].write_bytes(files[1].read_bytes()[:200])  # cut off mid-write
     (out / "quarantine").joinpath(next((out / "quarantine").glob("*.parquet")).name).unlink()
-    summary = run_audit(_config([corpus[0]], tiny_registry, out))
+    summary = run_audit(_config([corpus[0]], tiny_registry, out)).summary
     assert summary["rows_scored"] == len(corpus[1]) and summary["rows_quarantined"] == 9
     again = _scores(out).sort_values("row_id").reset_index(drop=True)
     first = _scores(done).sort_values("row_id").reset_index(drop=True)
@@ -136,8 +155,8 @@ def test_s3_inputs_are_audited_like_local_files(audited, corpus, tiny_registry, 
     uri = "s3://audit-in/llm/corpus.jsonl"
     assert expand_inputs(["s3://audit-in/"]) == expand_inputs(["s3://audit-in/**/*.jsonl"]) == [uri]
     out = tmp_path / "run"
-    summary = run_audit(_config(["s3://audit-in/"], tiny_registry, out))
-    local_out, local = audited
+    summary = run_audit(_config(["s3://audit-in/"], tiny_registry, out)).summary
+    local_out, local = audited.out, audited.summary
     assert (summary["rows_in"], summary["rows_scored"]) == (local["rows_in"], local["rows_scored"])
     assert summary["quarantine_reasons"] == local["quarantine_reasons"]
     got = _scores(out).sort_values("row_id").reset_index(drop=True)
@@ -161,7 +180,7 @@ def test_an_id_in_two_files_stops_the_audit_before_scoring(tiny_registry, ray_lo
 
 
 def test_resume_with_other_settings_is_refused(audited, tiny_registry, corpus):
-    out, _ = audited
+    out = audited.out
     with pytest.raises(AuditError, match="text_column"):
         run_audit(_config([corpus[0]], tiny_registry, out, text_column="text"))
 
@@ -178,7 +197,7 @@ def test_quest100_wide_audit_cli_and_report(ray_local, tiny_registry, shared_dat
     assert len(summary["rows_per_model"]) == 6
     stats = pd.read_parquet(out / "stats" / "stats.parquet")
     table = stats[stats["scope"] == "value"].pivot(index="model", columns="key", values="mean")
-    assert table.shape == (6, 12) and set(table.columns) == set(VALUE_IDS)
+    assert table.shape == (6, len(TAX.ids)) and set(table.columns) == set(TAX.ids)
     scores = _scores(out)  # the statistics are those of the written rows, on the 89 common questions
     common = scores.groupby("prompt")["model"].nunique().loc[lambda n: n == 6].index
     assert len(common) == 89
@@ -190,3 +209,28 @@ def test_quest100_wide_audit_cli_and_report(ray_local, tiny_registry, shared_dat
     assert result.exit_code == 0, result.output
     pngs = sorted((out / "stats").glob("*.png"))
     assert len(pngs) == 2 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_a_registry_of_another_taxonomy_is_audited_on_its_own_values(ray_local, corpus, tmp_path):
+    toy = Taxonomy.from_dict({"name": "toy", "title": "Toy", "group_kind": "pillar", "groups": ["a", "b"],
+                              "labels": [{"id": "courage", "group": "a", "column": "c"},
+                                         {"id": "patience", "group": "a", "column": "p"},
+                                         {"id": "kindness", "group": "b", "column": "k"}]})
+    registry = random_registry(tmp_path / "toy-registry", seed=3, taxonomy=toy)
+    out = tmp_path / "run"
+    result = run_audit(_config([corpus[0]], registry, out, all_prompts=True))
+    assert result.taxonomy == toy
+    assert pq.read_table(out / "scores").schema.equals(score_schema(toy), check_metadata=False)
+    scores = _scores(out).set_index("row_id").loc[[f"r{i}" for i in range(len(corpus[1]))]]
+    direct = Ensemble.from_registry(registry, device="cpu").score(corpus[1])
+    np.testing.assert_allclose(scores[["p_courage", "p_patience", "p_kindness"]].to_numpy(), direct.probs,
+                               atol=1e-6)
+    glm = result.stats[result.stats["model"] == "glm"]
+    assert list(zip(glm["scope"], glm["key"], strict=True)) == [
+        ("value", "courage"), ("value", "patience"), ("value", "kindness"), ("group", "a"), ("group", "b"),
+        ("overall", "all")]
+    assert result.coverage["restricted"] is False and "common_prompts=False" in result.coverage["reason"]
+    assert load_stats(out / "stats")[2] == toy
+    assert json.loads((out / "audit.json").read_text())["config"]["all_prompts"] is True
+    again = run_audit(_config([corpus[0]], registry, out))  # statistics only: a resume may change it
+    assert again.summary["rows_scored"] == result.summary["rows_scored"] and again.coverage["restricted"]

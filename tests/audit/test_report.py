@@ -1,5 +1,6 @@
-"""The report: images that are real PNGs, Markdown and HTML with the coverage statement and tables,
-model names escaped, and no missing-glyph warnings whatever fonts the machine has."""
+"""The report on the default taxonomy: images that are real PNGs, Markdown and HTML with the
+coverage statement and tables, model names escaped, and no missing-glyph warnings whatever fonts
+the machine has. tests/audit/test_other_taxonomy.py reports on another taxonomy."""
 
 import re
 import warnings
@@ -9,12 +10,14 @@ import pandas as pd
 import pytest
 
 from valuecsv_ray.audit.report import coverage_statement, model_value_table, write_report
-from valuecsv_ray.audit.schema import LABEL_COLUMNS, PROB_COLUMNS
+from valuecsv_ray.audit.schema import label_columns, prob_columns
 from valuecsv_ray.audit.stats import StatsError, compute_stats, write_stats
-from valuecsv_ray.taxonomy import VALUE_IDS, VALUES
+from valuecsv_ray.taxonomy import load_taxonomy
 
 MODELS = ("qwen-7b", "<gpt&4>", "通义千问")  # an HTML-hostile name and one in Chinese
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TAX = load_taxonomy()
+PROB_COLUMNS, LABEL_COLUMNS = prob_columns(TAX), label_columns(TAX)
 
 
 def make_scores(seed: int = 0) -> pd.DataFrame:
@@ -34,8 +37,8 @@ def make_scores(seed: int = 0) -> pd.DataFrame:
 def report(tmp_path_factory):
     """Stats and a report written once for the module (matplotlib is the slow part)."""
     stats_dir = tmp_path_factory.mktemp("stats")
-    stats, coverage = compute_stats(make_scores())
-    write_stats(stats, coverage, stats_dir)
+    stats, coverage = compute_stats(make_scores(), TAX)
+    write_stats(stats, coverage, TAX, stats_dir)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         paths = write_report(stats_dir)
@@ -76,12 +79,14 @@ def test_markdown_has_the_coverage_statement_tables_and_images(report):
         assert model in md
     assert "](heatmap.png)" in md and "](profiles.png)" in md
     header = next(line for line in md.splitlines() if line.startswith("| model | Prosperity"))
-    assert [c.strip() for c in header.strip("|").split("|")][1:] == [f"{v.en} {v.zh}" for v in VALUES]
-    table = model_value_table(report["stats"])
+    assert [c.strip() for c in header.strip("|").split("|")][1:] == [f"{v.en} {v.zh}" for v in TAX.labels]
+    table = model_value_table(report["stats"], TAX)
     qwen_row = next(line for line in md.splitlines() if line.startswith("| qwen-7b | 0."))
     assert qwen_row == "| qwen-7b | " + " | ".join(f"{x:.3f}" for x in table.loc["qwen-7b"]) + " |"
-    for heading in ("## Levels", "## Overall"):
-        assert heading in md
+    assert md.startswith(f"# {TAX.title} audit\n")
+    assert f"## Per {TAX.group_kind}: mean probability" in md
+    assert f"## Overall: all {len(TAX.labels)} values" in md
+    assert f"| model | {' | '.join(TAX.groups)} |" in md
     r = report["stats"].query("scope == 'overall' and model == 'qwen-7b'").iloc[0]
     assert f"| qwen-7b | {r.n} | {r['mean']:.3f} [{r.mean_lo:.3f}, {r.mean_hi:.3f}]" in md
 
@@ -95,8 +100,8 @@ def test_html_escapes_model_names(report):
 
 def test_model_value_table_is_models_by_values(report):
     stats = report["stats"]
-    table = model_value_table(stats)
-    assert list(table.columns) == list(VALUE_IDS)
+    table = model_value_table(stats, TAX)
+    assert list(table.columns) == list(TAX.ids)
     assert list(table.index) == sorted(MODELS)
     values = stats[stats["scope"] == "value"]
     for row in values.itertuples():
@@ -106,8 +111,8 @@ def test_model_value_table_is_models_by_values(report):
 
 def test_report_into_another_folder_and_unrestricted_statement(tmp_path):
     scores = make_scores(seed=1)
-    stats, coverage = compute_stats(scores[scores["model"] == "qwen-7b"])
-    write_stats(stats, coverage, tmp_path / "stats")
+    stats, coverage = compute_stats(scores[scores["model"] == "qwen-7b"], TAX)
+    write_stats(stats, coverage, TAX, tmp_path / "stats")
     paths = write_report(tmp_path / "stats", tmp_path / "report")
     assert all(p.parent == tmp_path / "report" and p.is_file() for p in paths.values())
     md = paths["markdown"].read_text(encoding="utf-8")

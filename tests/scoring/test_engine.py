@@ -6,7 +6,10 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from valuecsv_ray.scoring.engine import Ensemble, EnsembleTokenizer
-from valuecsv_ray.taxonomy import VALUE_IDS, Level, value_by_id
+from valuecsv_ray.taxonomy import load_taxonomy
+
+TAXONOMY = load_taxonomy()
+VALUE_IDS = TAXONOMY.ids
 
 TEXTS = ["依法治国，公正司法。", "经济发展，国家富强，人民生活水平不断提高。" * 3, "邻里互助。", "诚信经营"]
 
@@ -67,14 +70,41 @@ def test_max_aggregation_is_max_over_windows(engine):
     np.testing.assert_allclose(whole.probs[0], engine.score(windows).probs.max(axis=0), atol=1e-5)
 
 
-def test_level_means(engine):
+def test_group_means_follow_the_registry_taxonomy(engine):
     scores = engine.score(TEXTS)
-    levels = scores.level_means()
-    cols = [i for i, v in enumerate(VALUE_IDS) if value_by_id(v).level is Level.PERSONAL]
-    np.testing.assert_allclose(levels["personal"], scores.probs[:, cols].mean(axis=1))
+    groups = scores.group_means()
+    cols = [i for i, v in enumerate(VALUE_IDS) if TAXONOMY.get(v).group == "personal"]
+    np.testing.assert_allclose(groups["personal"], scores.probs[:, cols].mean(axis=1))
     record = scores.to_records()[0]
     assert set(record["probs"]) == set(VALUE_IDS)
-    assert set(record["levels"]) == {level.value for level in Level}
+    assert list(record["groups"]) == list(TAXONOMY.groups)
+
+
+def _with_rule(registry_dir, tmp_path, **entry):
+    """A copy of a registry whose evaluators record another window rule / temperature."""
+    import json
+    import shutil
+
+    copy = tmp_path / "rule"
+    shutil.copytree(registry_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    for ev in manifest["evaluators"].values():
+        ev.update(entry)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def test_engine_applies_the_recorded_temperature_and_aggregation(engine, tiny_registry, tmp_path):
+    text = "富强民主文明和谐" * 40 + "自由平等公正法治" * 40  # two windows
+    rule = {"window": {"max_length": 512, "stride": 255, "aggregate": "mean"}, "temperature": 2.0}
+    recorded = Ensemble.from_registry(_with_rule(tiny_registry, tmp_path, **rule))
+    body = engine.max_length - 2
+    parts = engine.score([text[:body], text[len(text) - body :]]).probs.astype(np.float64)
+    margins = np.log(parts / (1 - parts))  # back from probabilities to margins
+    expected = (1 / (1 + np.exp(-margins / 2.0))).mean(axis=0)
+    np.testing.assert_allclose(recorded.score([text]).probs[0], expected, atol=1e-5)
+    override = Ensemble.from_registry(_with_rule(tiny_registry, tmp_path / "o", **rule), aggregate="max")
+    assert override.aggregates == ["max"] * len(VALUE_IDS)
 
 
 @pytest.mark.parametrize("bad", [[""], ["ok", "   "], ["ok", 3], [None]])

@@ -1,6 +1,12 @@
-"""The Serve endpoint, for real: serve.run on 127.0.0.1, HTTP requests, many clients."""
+"""The Serve endpoint, for real: serve.run on 127.0.0.1, HTTP requests, many clients; its schema
+fuzzed with schemathesis; the client's retries against a real flaky server."""
 
+import http.client
+import http.server
 import json
+import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -8,101 +14,279 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import schemathesis
 import yaml
 
+from valuecsv_ray.registry import load_registry
+from valuecsv_ray.scoring.client import EndpointError, RetryPolicy, score_texts
 from valuecsv_ray.scoring.engine import Ensemble
-from valuecsv_ray.serve import ServeArgs, app_builder
-from valuecsv_ray.taxonomy import VALUE_IDS
+from valuecsv_ray.serve import BLANK, NOT_BLANK, ServeArgs, app_builder, controller_options
 
 pytestmark = pytest.mark.ray
 PORT = 8431
 TOKEN = "test-token-7f3a"
 URL = f"http://127.0.0.1:{PORT}"
 TEXTS = ["依法治国，公正司法。", "经济发展，国家富强。", "邻里互助，友善待人。"]
+LIMITS = {"max_texts_per_request": 8, "max_body_bytes": 4096, "max_text_chars": 1000}
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "serve_configs").glob("*.yaml"))
+ERROR_KEYS = {"status", "message", "errors"}  # serve.Error: every error body
+ERROR_REF = "#/components/schemas/Error"
 
 
-def _request(path, body=None, token=TOKEN, raw=None, method=None):
+def _request(path, body=None, token=TOKEN, raw=None, method=None, url=URL):
+    """(status, decoded JSON body, headers) of one request; no retries."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    req = urllib.request.Request(URL + path, data=data, method=method)
+    req = urllib.request.Request(url + path, data=data, method=method)
     req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
+            return resp.status, json.loads(resp.read() or b"null"), resp.headers
     except urllib.error.HTTPError as e:
         payload = e.read()
         try:
-            return e.code, json.loads(payload or b"null")
+            return e.code, json.loads(payload or b"null"), e.headers
         except json.JSONDecodeError:
-            return e.code, payload.decode(errors="replace")
+            return e.code, payload.decode(errors="replace"), e.headers
 
 
 @pytest.fixture(scope="module")
 def served(ray_local, tiny_registry):
     from ray import serve
 
-    serve.start(http_options={"host": "127.0.0.1", "port": PORT})
-    app = app_builder({"registry": str(tiny_registry), "token": TOKEN, "max_texts_per_request": 8,
-                       "max_body_bytes": 4096, "max_text_chars": 1000, "max_batch_size": 16,
+    serve.start(http_options={"host": "127.0.0.1", "port": PORT}, controller_options=controller_options())
+    app = app_builder({"registry": str(tiny_registry), "token": TOKEN, **LIMITS, "max_batch_size": 16,
                        "batch_wait_timeout_s": 0.02})
     serve.run(app, name="valuecsv", route_prefix="/")
     yield tiny_registry
     serve.shutdown()
 
 
-def test_served_scores_equal_engine_scores(served):
-    status, body = _request("/v1/score", {"texts": TEXTS})
+@pytest.fixture(scope="module")
+def taxonomy(served):
+    return load_registry(served).taxonomy
+
+
+def test_served_scores_equal_engine_scores(served, taxonomy):
+    status, body, _ = _request("/v1/score", {"texts": TEXTS})
     assert status == 200, body
-    served_probs = np.array([[r["probs"][v] for v in VALUE_IDS] for r in body["results"]])
+    served_probs = np.array([[r["probs"][v] for v in taxonomy.ids] for r in body["results"]])
     engine = Ensemble.from_registry(served)
-    np.testing.assert_allclose(served_probs, engine.score(TEXTS).probs, atol=1e-5)
+    scores = engine.score(TEXTS)
+    np.testing.assert_allclose(served_probs, scores.probs, atol=1e-5)
     assert body["registry_id"] == engine.registry.registry_id
-    assert set(body["results"][0]["levels"]) == {"national", "societal", "personal"}
+    for served_record, record in zip(body["results"], scores.to_records(), strict=True):
+        assert list(served_record["groups"]) == list(taxonomy.groups)
+        assert served_record["groups"] == pytest.approx(record["groups"], abs=1e-5)
+        assert served_record["labels"] == record["labels"]
 
 
 def test_many_clients_are_batched_without_errors(served):
     def one(i):
-        return _request("/v1/score", {"texts": [TEXTS[i % 3], f"第{i}个请求：诚信友善。"]})
+        return _request("/v1/score", {"texts": [TEXTS[i % 3], f"第{i}个请求：邻里互助。"]})
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         answers = list(pool.map(one, range(200)))
-    errors = [a for a in answers if a[0] != 200]
+    errors = [a[:2] for a in answers if a[0] != 200]
     assert not errors, errors[:3]
-    batched = [body["batched_requests"] for _, body in answers]
+    batched = [body["batched_requests"] for _, body, _ in answers]
     assert max(batched) > 1, "no two requests were ever scored together"
-    for _, body in answers:  # each answer belongs to its own request
+    for _, body, _ in answers:  # each answer belongs to its own request
         assert len(body["results"]) == 2
 
 
 def test_missing_or_wrong_token_is_401(served):
-    assert _request("/v1/score", {"texts": TEXTS}, token=None)[0] == 401
-    assert _request("/v1/score", {"texts": TEXTS}, token="wrong")[0] == 401
-    assert _request("/v1/model", token=None)[0] == 401
+    for path, body, token in [("/v1/score", {"texts": TEXTS}, None), ("/v1/score", {"texts": TEXTS}, "wrong"),
+                              ("/v1/model", None, None), ("/v1/values", None, "wrong")]:
+        status, error, headers = _request(path, body, token=token)
+        assert status == 401 and set(error) == ERROR_KEYS and error["status"] == 401, (path, error)
+        assert headers["WWW-Authenticate"] == "Bearer"
 
 
-def test_limits_are_413(served):
-    assert _request("/v1/score", {"texts": ["短"] * 9})[0] == 413  # > 8 texts
-    assert _request("/v1/score", {"texts": ["长" * 1001]})[0] == 413  # > 1000 characters
-    assert _request("/v1/score", raw=b'{"texts": ["' + b"a" * 5000 + b'"]}')[0] == 413  # > 4096 bytes
+def test_texts_over_the_limits_are_413(served):
+    status, error, _ = _request("/v1/score", {"texts": ["短"] * 9})  # > 8 texts
+    assert status == 413 and error["errors"][0]["loc"] == ["body", "texts"], error
+    status, error, _ = _request("/v1/score", {"texts": ["短", "x" * 1001]})  # > 1000 characters
+    assert status == 413 and error["errors"][0]["loc"] == ["body", "texts", 1], error
 
 
-@pytest.mark.parametrize("body", [{"texts": []}, {"texts": "not a list"}, {"text": ["x"]},
-                                  {"texts": [1, 2]}, {"texts": ["  "]}])
+def test_body_over_max_body_bytes_is_413_from_the_body_limit(served):
+    texts = ["a" * LIMITS["max_text_chars"]] * 5  # each text and their count within the limits
+    raw = json.dumps({"texts": texts}).encode()
+    assert len(raw) > LIMITS["max_body_bytes"]
+    status, error, _ = _request("/v1/score", raw=raw)
+    assert status == 413, error
+    assert error["errors"][0]["type"] == "body_too_large" and "4096" in error["message"], error
+    # the same body streamed without Content-Length (chunked) is counted as it arrives
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+    conn.request("POST", "/v1/score", body=iter([raw[:2000], raw[2000:]]), encode_chunked=True,
+                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+    response = conn.getresponse()
+    error = json.loads(response.read())
+    conn.close()
+    assert response.status == 413 and error["errors"][0]["type"] == "body_too_large", error
+    # just under the limit is scored
+    fits = json.dumps({"texts": ["a" * 1000] * 3}).encode()
+    assert len(fits) <= LIMITS["max_body_bytes"] and _request("/v1/score", raw=fits)[0] == 200
+
+
+@pytest.mark.parametrize("body", [{"texts": []}, {"texts": "not a list"}, {"text": ["x"]}, {"texts": [1, 2]},
+                                  {"texts": ["  "]}, {"texts": ["\u3000\n"]}, {"texts": ["ok"], "extra": 1}])
 def test_schema_errors_are_422(served, body):
-    assert _request("/v1/score", body)[0] == 422
+    status, error, _ = _request("/v1/score", body)
+    assert status == 422 and set(error) == ERROR_KEYS and error["errors"], error
+    assert all(e["loc"][0] == "body" for e in error["errors"]), error
 
 
-def test_info_routes(served):
-    status, values = _request("/v1/values")
-    assert status == 200 and [v["id"] for v in values] == list(VALUE_IDS)
-    status, manifest = _request("/v1/model")
-    assert status == 200 and manifest["values"] == list(VALUE_IDS)
-    status, health = _request("/healthz", token=None)
+def test_malformed_bodies_are_answered_in_the_error_shape(served):
+    for raw, expected in [(b'{"texts": [', 422), (b'{"texts": ["\xff\xfe"]}', 400),
+                          (b'{"texts": ["\\ud800"]}', 422)]:
+        status, error, _ = _request("/v1/score", raw=raw)
+        assert status == expected and set(error) == ERROR_KEYS, (raw, error)
+    status, error, headers = _request("/v1/score", method="GET")
+    assert status == 405 and set(error) == ERROR_KEYS and "POST" in headers["Allow"]
+    status, error, _ = _request("/v2/nothing")
+    assert status == 404 and set(error) == ERROR_KEYS
+
+
+def test_not_blank_is_what_str_strip_removes():
+    """The schema's pattern and the engine's check (text.strip()) agree on every character."""
+    assert set(BLANK) == {chr(c) for c in range(0x110000) if chr(c).isspace()}
+    assert NOT_BLANK.startswith("[^") and NOT_BLANK.count("\\u") == len(BLANK)
+
+
+def test_info_routes(served, taxonomy):
+    status, values, _ = _request("/v1/values")
+    assert status == 200 and values == taxonomy.to_dict()
+    status, manifest, _ = _request("/v1/model")
+    assert status == 200 and manifest["values"] == list(taxonomy.ids)
+    status, health, _ = _request("/healthz", token=None)
     assert status == 200 and health["status"] == "ok" and health["inference_ms"] > 0
     with urllib.request.urlopen(URL + "/docs", timeout=30) as resp:
         assert resp.status == 200
+
+
+def test_openapi_states_what_the_server_enforces(served, taxonomy):
+    status, spec, _ = _request("/openapi.json", token=None)
+    assert status == 200
+    schemas = spec["components"]["schemas"]
+    texts = schemas["ScoreRequest"]["properties"]["texts"]
+    assert (texts["minItems"], texts["maxItems"]) == (1, LIMITS["max_texts_per_request"])
+    assert (texts["items"]["minLength"], texts["items"]["maxLength"]) == (1, LIMITS["max_text_chars"])
+    assert texts["items"]["pattern"] == NOT_BLANK and schemas["ScoreRequest"]["additionalProperties"] is False
+    assert set(schemas["Probs"]["properties"]) == set(taxonomy.ids) == set(schemas["Probs"]["required"])
+    assert set(schemas["Groups"]["properties"]) == set(taxonomy.groups)
+    assert "HTTPValidationError" not in schemas
+    expected = {"/v1/score": {"200", "400", "401", "408", "413", "422", "500", "503"},
+                "/v1/values": {"200", "401", "408", "413", "500", "503"},
+                "/v1/model": {"200", "401", "408", "413", "500", "503"},
+                "/healthz": {"200", "408", "413", "500", "503"}}
+    for path, statuses in expected.items():
+        (operation,) = spec["paths"][path].values()
+        assert set(operation["responses"]) == statuses, path
+        for code, response in operation["responses"].items():
+            if code != "200":
+                assert response["content"]["application/json"]["schema"] == {"$ref": ERROR_REF}
+        assert ("security" in operation) == (path != "/healthz"), path
+    score_responses = spec["paths"]["/v1/score"]["post"]["responses"]
+    assert f"{LIMITS['max_body_bytes']} bytes" in score_responses["413"]["description"]
+    assert "Retry-After" in score_responses["503"]["headers"]
+    assert "WWW-Authenticate" in score_responses["401"]["headers"]
+
+
+# ---- schema-driven fuzzing: what /openapi.json promises is what the running app answers
+
+FUZZ_CONFIG = {  # as `st run --checks all`, bounded and deterministic
+    "headers": {"Authorization": f"Bearer {TOKEN}"},
+    "generation": {"max-examples": 40, "deterministic": True, "database": "none"},
+    "phases": {"stateful": {"enabled": False}},  # the API has no links between operations
+    # The schema states the per-request and per-text limits, and the server answers their violation
+    # with 413 (documented): schemathesis expects 4xx but 413 for invalid data unless told.
+    "checks": {
+        "negative_data_rejection": {"expected-statuses": ["400", "401", "404", "405", "413", "415", "422"]},
+        "positive_data_acceptance": {"expected-statuses": ["2xx", "401", "413"]},  # see _413_for_limits
+    },
+}
+
+
+@schemathesis.check
+def _413_for_limits(ctx, response, case) -> None:
+    """A 413 names the limit it enforces; for a body the schema allows, only the byte limit
+    (which JSON Schema cannot state) may answer it."""
+    if response.status_code != 413:
+        return None
+    kinds = {e["type"] for e in response.json()["errors"]}
+    sent = len(response.request.body or b"")
+    assert kinds and kinds <= {"too_long", "string_too_long", "body_too_large"}, kinds
+    assert "body_too_large" not in kinds or sent > LIMITS["max_body_bytes"], f"413 for {sent} bytes"
+    negative = case.meta is not None and case.meta.generation.mode.is_negative
+    assert negative or kinds == {"body_too_large"}, f"a schema-valid body got 413 for {kinds}"
+    return None
+
+
+def test_fuzzed_requests_get_documented_answers(served):
+    """Every check schemathesis has (no 5xx; documented statuses, content types and headers;
+    answers valid against the response schemas; valid data accepted, invalid data rejected; auth
+    enforced; undocumented methods 405) on its coverage and fuzzing cases for each route."""
+    from schemathesis.engine import Status, events, from_schema
+
+    config = schemathesis.Config.from_dict(FUZZ_CONFIG)
+    schema = schemathesis.openapi.from_url(URL + "/openapi.json", config=config)
+    failures, statuses = [], []
+    for event in from_schema(schema).execute():
+        if isinstance(event, (events.NonFatalError, events.FatalError)):
+            failures.append(f"{type(event).__name__}: {event.__dict__}")
+        if not isinstance(event, events.ScenarioFinished):
+            continue
+        statuses += [i.response.status_code for i in event.recorder.interactions.values() if i.response]
+        for check in (c for checks in event.recorder.checks.values() for c in checks):
+            if check.status == Status.FAILURE:
+                info = check.failure_info
+                failures.append(f"{event.recorder.label} {check.name}: {info.failure.title}\n"
+                                f"{info.failure.message}\n{info.code_sample[:500]}")
+    assert not failures, "\n\n".join(dict.fromkeys(failures))
+    assert statuses.count(200) >= 20 and {401, 405, 413, 422} <= set(statuses), sorted(set(statuses))
+
+
+def test_cli_score_queries_the_endpoint(served, taxonomy):
+    from click.testing import CliRunner
+
+    from valuecsv_ray.cli import main
+
+    result = CliRunner().invoke(main, ["score", "--url", URL, "--token", TOKEN, *TEXTS[:2]])
+    assert result.exit_code == 0, result.output
+    assert all(v.id in result.output or v.name in result.output for v in taxonomy.labels), result.output
+    denied = CliRunner().invoke(main, ["score", "--url", URL, "--token", "wrong", "文本"])
+    assert denied.exit_code == 1 and "401" in denied.output and "--token" in denied.output
+
+
+def test_killed_replica_answers_503_with_retry_after_and_clients_retry_through(served):
+    """Serve's proxy drops the requests of a replica that dies; `ProxyErrors` (installed through
+    controller_options) answers them 503 + Retry-After instead of a bare 500 while Serve restarts it."""
+    import ray
+
+    (replica,) = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                  if a["name"].startswith("SERVE_REPLICA::valuecsv#")]
+    stop, seen = threading.Event(), []
+    body = {"texts": [f"text {i}: " + "neighbours help each other. " * 16 for i in range(8)]}  # < 4096 bytes
+
+    def load():
+        while not stop.is_set():
+            status, _, headers = _request("/v1/score", body)
+            seen.append((status, headers.get("Retry-After")))
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        for _ in range(6):
+            pool.submit(load)
+        time.sleep(1.0)
+        ray.kill(ray.get_actor(replica, namespace="serve"), no_restart=True)
+        retried = score_texts(URL, TEXTS, TOKEN, RetryPolicy(attempts=12, base_delay_s=0.5, max_delay_s=5))
+        stop.set()
+    statuses = {status for status, _ in seen}
+    assert len(retried) == len(TEXTS)
+    assert 500 not in statuses and statuses <= {200, 503}, statuses
+    assert any(status == 503 and retry_after for status, retry_after in seen), seen
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -122,16 +306,103 @@ def test_two_serve_configs_ship():
     assert {p.name for p in CONFIGS} == {"ensemble.yaml", "ensemble-gpu.yaml"}
 
 
-def test_cli_score_queries_the_endpoint(served):
+# ---- the client's retries, against a real flaky HTTP server on 127.0.0.1
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """Answers each request with the next step of the server's script: a status, or 'drop'."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        step = self.server.script.pop(0) if self.server.script else 200
+        self.server.seen.append(step)
+        if step == "drop":  # close the connection without an answer
+            self.close_connection = True
+            return
+        status, retry_after = step if isinstance(step, tuple) else (step, None)
+        if status == 200:
+            result = {"probs": {"v": 0.5}, "labels": {"v": False}, "groups": {"g": 0.5}, "windows": 1}
+            payload = {"registry_id": "r", "batched_requests": 1, "results": [result, result]}
+        else:
+            payload = {"status": status, "message": f"scripted {status}", "errors": []}
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if retry_after is not None:
+            self.send_header("Retry-After", retry_after)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def flaky():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    server.script, server.seen = [], []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+FAST = RetryPolicy(attempts=4, base_delay_s=0.01, max_delay_s=2)
+
+
+def test_client_retries_503_no_sooner_than_retry_after(flaky):
+    server, url = flaky
+    server.script = [(503, "1"), 200]
+    started = time.monotonic()
+    assert len(score_texts(url, ["a", "b"], retry=FAST)) == 2
+    assert time.monotonic() - started >= 1.0 and server.seen == [(503, "1"), 200]
+
+
+def test_client_retries_a_dropped_connection(flaky):
+    server, url = flaky
+    server.script = ["drop", "drop", 200]
+    assert len(score_texts(url, ["a", "b"], retry=FAST)) == 2 and server.seen == ["drop", "drop", 200]
+
+
+def test_client_gives_up_after_bounded_attempts_and_says_what_to_do(flaky):
+    server, url = flaky
+    server.script = [(503, "0")] * 4
+    with pytest.raises(EndpointError, match=r"503 \(scripted 503\), 4 times .*try again later"):
+        score_texts(url, ["a"], retry=FAST)
+    server.script = [(503, "3600")]  # asks for longer than the policy waits: not retried
+    with pytest.raises(EndpointError, match="retry after 3600 s"):
+        score_texts(url, ["a"], retry=FAST)
+    server.script, server.seen = [401], []
+    with pytest.raises(EndpointError, match="answered 401: scripted 401; pass the server's token") as e:
+        score_texts(url, ["a"], retry=FAST)
+    assert e.value.status == 401 and server.seen == [401]  # not retried
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    refused = f"{closed}/v1/score: cannot connect .* 4 times .*valuecsv-ray serve"
+    with pytest.raises(EndpointError, match=refused):
+        score_texts(closed, ["a"], retry=FAST)
+
+
+def test_retry_delays_grow_with_jitter_and_honour_retry_after():
+    policy = RetryPolicy(base_delay_s=1, max_delay_s=8)
+    assert [policy.delay(n, None, rng=lambda: 0.0) for n in range(5)] == [0.5, 1, 2, 4, 4]
+    assert [policy.delay(n, None, rng=lambda: 1.0) for n in range(5)] == [1, 2, 4, 8, 8]
+    assert policy.delay(0, 6.0, rng=lambda: 0.5) == 6.0
+
+
+def test_cli_score_retries_a_503(flaky, caplog):
     from click.testing import CliRunner
 
     from valuecsv_ray.cli import main
 
-    result = CliRunner().invoke(main, ["score", "--url", URL, "--token", TOKEN, *TEXTS[:2]])
-    assert result.exit_code == 0, result.output
-    assert "Rule of Law 法治" in result.output and "Friendliness 友善" in result.output
-    denied = CliRunner().invoke(main, ["score", "--url", URL, "--token", "wrong", "文本"])
-    assert denied.exit_code == 1 and "401" in denied.output
+    server, url = flaky
+    server.script = [(503, "0"), 200]
+    result = CliRunner().invoke(main, ["score", "--url", url, "a", "b"])
+    assert result.exit_code == 0 and server.seen == [(503, "0"), 200], result.output
+    assert "answered 503 (scripted 503); retrying" in caplog.text  # logged: a user sees why it waits
 
 
 def test_serve_run_of_the_shipped_yaml(tiny_registry, tmp_path):
@@ -139,10 +410,8 @@ def test_serve_run_of_the_shipped_yaml(tiny_registry, tmp_path):
     YAML import path calls the app builder with the `args:` mapping alone."""
     import os
     import signal
-    import socket
     import subprocess
     import sys
-    import time
 
     config = yaml.safe_load((CONFIGS[0].parent / "ensemble.yaml").read_text())
     with socket.socket() as s:
@@ -167,12 +436,7 @@ def test_serve_run_of_the_shipped_yaml(tiny_registry, tmp_path):
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(1)
         assert health == 200, (tmp_path / "serve.log").read_text()[-3000:]
-        req = urllib.request.Request(url + "/v1/score", data=json.dumps({"texts": TEXTS}).encode(),
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": f"Bearer {TOKEN}"})
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            assert resp.status == 200
-            assert len(json.loads(resp.read())["results"]) == len(TEXTS)
+        assert len(score_texts(url, TEXTS, TOKEN)) == len(TEXTS)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

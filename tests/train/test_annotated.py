@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import valuecsv_ray
-from valuecsv_ray.taxonomy import LABEL_COLUMNS
+from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 from valuecsv_ray.train.annotated import (
     TEXT_COLUMN,
     DataError,
@@ -19,6 +19,7 @@ from valuecsv_ray.train.annotated import (
     write_bad_rows,
 )
 
+LABEL_COLUMNS = load_taxonomy().columns
 FREEDOM, JUSTICE, HARMONY = LABEL_COLUMNS[4], LABEL_COLUMNS[6], LABEL_COLUMNS[3]
 
 # ---------------------------------------------------------------- the real file
@@ -205,7 +206,7 @@ def test_limit_keeps_the_first_rows(tmp_path):
     path = _write(GOOD, tmp_path / "good.csv")
     data = load_annotated(path, limit=2)
     assert data.texts == [r[TEXT_COLUMN] for r in GOOD[:2]]
-    assert data.labels.shape == (2, 12)
+    assert data.labels.shape == (2, len(LABEL_COLUMNS))
 
 
 def test_sha256_does_not_depend_on_the_file_format(tmp_path):
@@ -217,6 +218,32 @@ def test_null_label_in_jsonl_is_reported_as_empty_label(tmp_path):
     path = _write([GOOD[0], _record("空标签", **{HARMONY: None})], tmp_path / "null.jsonl")
     data = load_annotated(path, skip_bad_rows=True)
     assert [(b.row, b.column, b.reason) for b in data.bad_rows] == [(2, HARMONY, "empty label")]
+
+
+# ---------------------------------------------------------------- another taxonomy
+
+TWO = Taxonomy.from_dict({"name": "two", "groups": ["g"], "labels": [
+    {"id": "thrift", "group": "g", "column": "Thrift"}, {"id": "care", "group": "g", "column": "Care"}]})
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_labels_follow_the_taxonomys_columns_in_its_order(tmp_path, fmt):
+    records = [{"Care": 1, TEXT_COLUMN: "关心他人", "Thrift": 0, FREEDOM: 7},  # other columns ignored
+               {"Care": 0, TEXT_COLUMN: "勤俭节约", "Thrift": 1, FREEDOM: 7},
+               {"Care": 1, TEXT_COLUMN: "省钱帮人", "Thrift": 1, FREEDOM: 7}]
+    data = load_annotated(_write(records, tmp_path / f"two.{fmt}"), TWO)
+    assert data.texts == ["关心他人", "勤俭节约", "省钱帮人"]
+    np.testing.assert_array_equal(data.labels, [[0, 1], [1, 0], [1, 1]])  # Thrift, then Care
+    with pytest.raises(DataError, match="missing column"):
+        load_annotated(_write(GOOD, tmp_path / f"default.{fmt}"), TWO)
+
+
+def test_missing_taxonomy_column_names_the_taxonomy_columns(tmp_path):
+    path = _write([{TEXT_COLUMN: "关心他人", "Care": 1}], tmp_path / "one.csv")
+    with pytest.raises(DataError) as e:
+        load_annotated(path, TWO)
+    assert "missing column(s) ['Thrift']" in str(e.value)
+    assert "['Thrift', 'Care']" in str(e.value)
 
 
 # ---------------------------------------------------------------- paths

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from valuecsv_ray.backbone import tiny_model, tiny_tokenizer
+from valuecsv_ray.scoring.core import margins, window_probabilities
 from valuecsv_ray.train.loop import (
     WeightedLoss,
     encode,
     loss_sums,
     make_loss,
-    positive_probability,
     predict_logits,
     train_epoch,
 )
@@ -62,8 +62,18 @@ def test_training_lowers_the_loss(toy):
         for _ in range(6)
     ]
     assert losses[-1] < 0.5 * losses[0], losses
-    prob = positive_probability(predict_logits(model, ids, np.arange(len(ids)), 16, CPU, pad_id), False)
+    logits = predict_logits(model, ids, np.arange(len(ids)), 16, CPU, pad_id)
+    prob = window_probabilities(margins(logits, [1], multi_label=False).numpy())[:, 0]  # the scorer's
     assert ((prob >= 0.5) == targets).mean() >= 0.9
+
+
+def test_encode_truncates_and_does_not_pad(toy):
+    tokenizer = tiny_tokenizer()
+    long_text, short_text = "好" * 100, "坏"
+    ids = encode(tokenizer, [long_text, short_text], max_length=16)
+    assert [len(x) for x in ids] == [16, 3]
+    assert ids[1] == [tokenizer.cls_token_id, tokenizer.convert_tokens_to_ids("坏"), tokenizer.sep_token_id]
+    assert ids[0][0] == tokenizer.cls_token_id and ids[0][-1] == tokenizer.sep_token_id
 
 
 def test_predict_logits_keeps_input_order(toy):
@@ -128,9 +138,3 @@ def test_balanced_multilabel_pos_weight_is_negatives_over_positives():
     expected = torch.ones(12)
     expected[0], expected[1] = 4.0, 1.0  # a value with no positives keeps weight 1
     torch.testing.assert_close(loss_fn.weight, expected)
-
-
-def test_positive_probability():
-    logits = torch.tensor([[0.0, 0.0], [0.0, 100.0]])
-    np.testing.assert_allclose(positive_probability(logits, False), [0.5, 1.0])
-    np.testing.assert_allclose(positive_probability(torch.zeros(1, 12), True), np.full((1, 12), 0.5))

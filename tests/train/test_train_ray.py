@@ -14,8 +14,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from valuecsv_ray.cli import main
 from valuecsv_ray.config import load_train_config
 from valuecsv_ray.registry import EVALUATOR_FILE, EVALUATORS, RegistryError, load_registry
-from valuecsv_ray.taxonomy import VALUE_IDS
+from valuecsv_ray.taxonomy import load_taxonomy
 from valuecsv_ray.train.runner import train_all
+
+VALUE_IDS = load_taxonomy().ids
 
 pytestmark = pytest.mark.ray
 THREE = ("prosperity", "freedom", "rule_of_law")
@@ -86,6 +88,43 @@ def test_manifest_is_complete(three):
     assert sorted(sum(split["indices"].values(), [])) == list(range(240))
 
 
+def test_manifest_metrics_equal_the_engine_on_the_test_split(three, shared_data):
+    """One scoring path: the test metrics in the manifest are what Ensemble.score gives on the
+    test split at the manifest's threshold, texts longer than the window included."""
+    import numpy as np
+
+    from valuecsv_ray.scoring.engine import Ensemble
+    from valuecsv_ray.train.annotated import load_annotated
+    from valuecsv_ray.train.metrics import binary_metrics, expected_calibration_error
+
+    cfg, path, _ = three
+    registry = load_registry(path)
+    data = load_annotated(cfg.data, limit=cfg.limit_rows)
+    test = json.loads((path / "split.json").read_text())["indices"]["test"]
+    scores = Ensemble.from_registry(path, device="cpu").score([data.texts[i] for i in test])
+    assert (scores.windows > 1).sum() >= len(test) // 2, "the test split should hold multi-window texts"
+    columns, checked = load_taxonomy().ids, []  # the data's label columns: the full taxonomy
+    for j, value_id in enumerate(registry.manifest["values"]):
+        ev = registry.manifest["evaluators"][value_id]
+        assert ev["window"] == {"max_length": 64, "stride": 31, "aggregate": "max"}
+        truth = data.labels[test, columns.index(value_id)]
+        # a model that collapsed to one output on 240 rows can put a test text within float
+        # noise (reduction order differs between processes) of its threshold: not comparable
+        if np.abs(scores.probs[:, j] - ev["threshold"]).min() < 1e-7:
+            continue
+        checked.append(value_id)
+        recomputed = binary_metrics(truth, scores.probs[:, j], ev["threshold"])
+        for key, value in ev["metrics"].items():
+            assert recomputed[key] == pytest.approx(value, abs=1e-6), (value_id, key)
+        ece = expected_calibration_error(truth, scores.probs[:, j])
+        assert ece == pytest.approx(ev["calibration"]["ece_after"], abs=1e-6)
+        assert 0.05 <= ev["temperature"] <= 20 and np.isfinite(ev["calibration"]["ece_before"])
+        long = ev["long_texts"]
+        assert long["n_texts"] >= len(test) // 3 and long["mean_windows"] > 1
+        assert set(long) >= {"single", "max", "mean"} and 0 <= long["max"]["positive_rate"] <= 1
+    assert len(checked) >= 2, f"only {checked} could be compared"
+
+
 def test_rerun_of_finished_job_does_not_retrain(three):
     cfg, path, _ = three
     stamps = {v: (path / EVALUATORS / v / EVALUATOR_FILE).stat().st_mtime_ns for v in THREE}
@@ -108,7 +147,8 @@ def test_registry_show_prints_the_metrics_table(three):
     _, path, _ = three
     result = CliRunner().invoke(main, ["registry", "show", str(path)])
     assert result.exit_code == 0, result.output
-    for text in ("Prosperity 富强", "Freedom 自由", "Rule of Law 法治", "macro mean", "AUC", "n_test"):
+    for text in ("Prosperity 富强", "Freedom 自由", "Rule of Law 法治", "macro mean", "AUC", "ECE", "ECE_T",
+                 "n_test"):
         assert text in result.output
 
 

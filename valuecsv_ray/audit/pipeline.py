@@ -1,13 +1,16 @@
-"""Batch audit of LLM corpora with Ray Data: read -> validate -> tokenise -> score -> Parquet.
+"""Batch audit of LLM corpora with Ray Data: read -> validate -> tokenise -> score -> Parquet -> stats.
 
-    summary = run_audit(load_audit_config(overrides={
+    result = run_audit(load_audit_config(overrides={
         "inputs": ["answers.jsonl"], "registry": "runs/quickstart", "out": "audit/run1"}))
+    result.summary["rows_scored"], result.stats, result.coverage
 
+The values scored are the registry's: its taxonomy decides the score columns and the statistics.
 Output folder (schemas in valuecsv_ray.audit.schema):
-    scores/       one row per scored input row (SCORE_SCHEMA)
+    scores/       one row per scored input row (score_schema(taxonomy))
     quarantine/   one row per input row that could not be scored, with the reason
     summary.json  rows in = rows scored + rows quarantined, reasons, rows per model
     audit.json    the resolved config and registry id (a re-run must match it)
+    stats/        statistics per model, value, group and overall (valuecsv_ray.audit.stats)
 
 Two passes over the inputs, both streaming (files are read in blocks by a Ray Data datasource,
 so the corpus never has to fit in memory):
@@ -27,11 +30,13 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -39,24 +44,39 @@ import ray
 from ray.data.datasource import FileBasedDatasource
 
 from valuecsv_ray.audit.paths import expand_inputs
-from valuecsv_ray.audit.readers import InputSpec, read_stream
-from valuecsv_ray.audit.schema import QUARANTINE_SCHEMA, SCORE_SCHEMA, label_column, prob_column
-from valuecsv_ray.config import AuditConfig, changed_settings
-from valuecsv_ray.registry import load_registry
-from valuecsv_ray.taxonomy import VALUE_IDS
+from valuecsv_ray.audit.readers import read_stream
+from valuecsv_ray.audit.schema import QUARANTINE_SCHEMA, label_column, prob_column, score_schema
+from valuecsv_ray.audit.stats import stats_pass
+from valuecsv_ray.cluster import connect
+from valuecsv_ray.config import AUDIT_RUNTIME_KEYS, AuditConfig, InputSpec, changed_settings
+from valuecsv_ray.registry import Registry, load_registry
+from valuecsv_ray.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     from valuecsv_ray.scoring.engine import EnsembleScores, EnsembleTokenizer
 
 log = logging.getLogger(__name__)
-SCORES, QUARANTINE, SUMMARY, RECORD = "scores", "quarantine", "summary.json", "audit.json"
-# settings a resumed audit may change (they change no score; `out` may be moved)
-RUNTIME_KEYS = ("out", "batch_size", "actors", "cpus_per_actor", "gpus_per_actor", "device", "token_budget",
-                "read_chunk_rows")
+SCORES, QUARANTINE, STATS = "scores", "quarantine", "stats"
+SUMMARY, RECORD = "summary.json", "audit.json"
 
 
 class AuditError(RuntimeError):
     """An audit that cannot start or whose output does not add up."""
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """What an audit produced: the counts, and the statistics written into OUT/stats/."""
+
+    out: Path  # the audit's output folder
+    summary: dict  # summary.json: rows in = rows scored + rows quarantined, reasons, rows per model
+    stats: pd.DataFrame  # STATS_SCHEMA rows (stats/stats.parquet)
+    coverage: dict  # rows and prompts per model, and whether models were compared on common prompts
+    taxonomy: Taxonomy  # the registry's values, whose scores these are
+
+    @property
+    def stats_dir(self) -> Path:
+        return self.out / STATS
 
 
 class CorpusDatasource(FileBasedDatasource):
@@ -79,14 +99,8 @@ def _without_scheme(path: str) -> str:
     return parsed.netloc + parsed.path  # s3://b/x -> b/x, file:///x -> /x
 
 
-def input_spec(cfg: AuditConfig) -> InputSpec:
-    return InputSpec(text_column=cfg.text_column, model_column=cfg.model_column,
-                     prompt_column=cfg.prompt_column, id_column=cfg.id_column, wide=cfg.wide,
-                     question_column=cfg.question_column, default_model=cfg.default_model)
-
-
 def read_corpus(paths: list[str], cfg: AuditConfig) -> ray.data.Dataset:
-    source = CorpusDatasource(paths, input_spec(cfg), cfg.read_chunk_rows)
+    source = CorpusDatasource(paths, cfg.input, cfg.read_chunk_rows)
     return ray.data.read_datasource(source, num_cpus=0.5)
 
 
@@ -147,7 +161,7 @@ def _tokenize(batch: pa.Table, registry: str) -> pa.Table:
 
 
 class Scorer:
-    """Scoring actor: holds the engine, turns tokenised rows into SCORE_SCHEMA rows."""
+    """Scoring actor: holds the engine, turns tokenised rows into scores-table rows."""
 
     def __init__(self, registry: str, device: str | None, token_budget: int, threads: int):
         import torch
@@ -163,33 +177,40 @@ class Scorer:
 
 
 def score_table(rows: pa.Table, scores: EnsembleScores) -> pa.Table:
-    """Rows (with row_id, source, position, model, prompt, text) and their scores as SCORE_SCHEMA."""
+    """Rows (with row_id, source, position, model, prompt, text) and their scores, as the scores
+    table of the scores' taxonomy (score_schema)."""
     columns = {name: rows[name] for name in ("row_id", "source", "position", "model", "prompt")}
     columns["text_chars"] = pc.utf8_length(rows["text"])
     columns["windows"] = pa.array(scores.windows, type=pa.int16())
-    index = {v: j for j, v in enumerate(scores.value_ids)}
-    columns |= {prob_column(v): pa.array(scores.probs[:, index[v]]) for v in VALUE_IDS}
-    columns |= {label_column(v): pa.array(scores.labels[:, index[v]]) for v in VALUE_IDS}
+    columns |= {prob_column(v): pa.array(scores.probs[:, j]) for j, v in enumerate(scores.value_ids)}
+    columns |= {label_column(v): pa.array(scores.labels[:, j]) for j, v in enumerate(scores.value_ids)}
     columns["registry_id"] = pa.array([scores.registry_id] * rows.num_rows, type=pa.string())
-    return pa.table(columns).cast(SCORE_SCHEMA)
+    return pa.table(columns).cast(score_schema(scores.taxonomy))
 
 
-def run_audit(cfg: AuditConfig) -> dict:
-    """Score every row of the inputs (resuming a previous run into cfg.out); returns the summary."""
-    started = time.time()
+def run_audit(cfg: AuditConfig) -> AuditResult:
+    """Score every row of the inputs into cfg.out (resuming a previous run there), then write the
+    statistics over the registry's values into cfg.out/stats: the audit in one call."""
+    log.info("audit config: %s", cfg.to_dict())
     registry = load_registry(cfg.registry)
-    missing = [v for v in VALUE_IDS if v not in registry.manifest["evaluators"]]
-    if missing:
-        raise AuditError(f"registry {cfg.registry} lacks evaluators for {', '.join(missing)}: an "
-                         "audit scores all twelve values; train them (valuecsv-ray train --values all)")
+    summary = score_corpus(cfg, registry)
+    out = Path(cfg.out)
+    stats, coverage = stats_pass(out / SCORES, out / STATS, registry.taxonomy,
+                                 common_prompts=not cfg.all_prompts)
+    return AuditResult(out, summary, stats, coverage, registry.taxonomy)
+
+
+def score_corpus(cfg: AuditConfig, registry: Registry) -> dict:
+    """Score every row of the inputs with the registry's evaluators (resuming a previous run into
+    cfg.out); returns the summary, after checking that every row is accounted for."""
+    started = time.time()
     paths = expand_inputs(list(cfg.inputs))
     out = Path(cfg.out)
     _start_record(out, cfg, paths, registry.registry_id)
     done = np.unique(np.concatenate([_done_hashes(out / SCORES), _done_hashes(out / QUARANTINE)]))
     if len(done):
         log.info("resuming %s: %d rows already done are skipped", out, len(done))
-    if not ray.is_initialized():
-        ray.init()  # joins a running cluster (RAY_ADDRESS / ray start) or starts a local one
+    connect()
     rows_in = _check_pass(paths, cfg, done, out)
     todo = read_corpus(paths, cfg).map_batches(_drop_done, fn_kwargs={"done": done}, batch_format="pyarrow",
                                                batch_size=None)
@@ -232,13 +253,14 @@ def _duplicates_message(paths: list[str], cfg: AuditConfig, twice: np.ndarray) -
 
 
 def _score(todo: ray.data.Dataset, cfg: AuditConfig) -> ray.data.Dataset:
-    device = cfg.device or ("cuda" if cfg.gpus_per_actor > 0 else "cpu")
+    device = cfg.device
     good = todo.map_batches(_good_rows, batch_format="pyarrow", batch_size=None)
     tokens = good.map_batches(_tokenize, fn_kwargs={"registry": cfg.registry}, batch_format="pyarrow",
                               batch_size=cfg.batch_size, num_cpus=0.5)
     return tokens.map_batches(
         Scorer, fn_constructor_kwargs={"registry": cfg.registry, "device": device,
-                                       "token_budget": cfg.token_budget, "threads": int(cfg.cpus_per_actor)},
+                                       "token_budget": cfg.scoring.token_budget,
+                                       "threads": int(cfg.cpus_per_actor)},
         compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_cpus=cfg.cpus_per_actor,
         num_gpus=cfg.gpus_per_actor or None, batch_size=cfg.batch_size, batch_format="pyarrow")
 
@@ -249,7 +271,7 @@ def _start_record(out: Path, cfg: AuditConfig, paths: list[str], registry_id: st
     path = out / RECORD
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        changed = changed_settings(old["config"], record["config"], RUNTIME_KEYS)
+        changed = changed_settings(old["config"], record["config"], AUDIT_RUNTIME_KEYS)
         changed += [k for k in ("inputs", "registry_id") if old.get(k) != record[k]]
         if changed:
             raise AuditError(f"{out} holds an audit with other settings ({', '.join(changed)}): resume "
@@ -300,4 +322,4 @@ def _counts(column: pa.ChunkedArray) -> dict[str, int]:
     return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
 
 
-__all__ = ["AuditError", "run_audit", "summarize", "score_table"]
+__all__ = ["AuditError", "AuditResult", "run_audit", "score_corpus", "summarize", "score_table"]

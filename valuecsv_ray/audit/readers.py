@@ -27,7 +27,6 @@ import math
 import re
 import zipfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import NamedTuple, Protocol
 from urllib.parse import urlparse
@@ -36,7 +35,7 @@ import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from valuecsv_ray.audit.schema import UNKNOWN_MODEL
+from valuecsv_ray.config import InputSpec
 
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
 
@@ -71,20 +70,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # undecodable bytes (surrogateescape
 
 class InputError(ValueError):
     """An input spec or file cannot be read as asked; the message says which and how to fix it."""
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """Where the columns of an LLM-output corpus are."""
-
-    text_column: str | None = None  # the LLM output; None: "response" if present, else "text"
-    model_column: str = "model"  # the LLM's name; absent or empty: default_model
-    prompt_column: str = "prompt"  # the prompt; optional
-    id_column: str = "id"  # a row id; optional (absent: "<source>:<position>")
-    wide: bool = False  # one question column + one answer column per LLM (quest100.xlsx layout)
-    question_column: str | None = None  # wide only; None: the first named column
-    default_model: str = UNKNOWN_MODEL  # model for rows with no model column or an empty one
-    sheet: str | None = None  # xlsx sheet; None: the first
 
 
 class Readable(Protocol):

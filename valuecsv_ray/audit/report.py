@@ -3,7 +3,8 @@
     from valuecsv_ray.audit.report import write_report
     paths = write_report(Path("out/stats"))  # heatmap.png, profiles.png, report.md, report.html
 
-Reads what `valuecsv_ray.audit.stats.write_stats` wrote. Figures use the Agg canvas directly (no pyplot,
+Reads what `valuecsv_ray.audit.stats.write_stats` wrote, the taxonomy included: columns, labels,
+groups and the title are the taxonomy's. Figures use the Agg canvas directly (no pyplot,
 no global matplotlib state); values are labelled "English 中文" where an installed font has the
 Chinese glyphs, else in English, and characters no font can draw are written as escapes, so
 matplotlib never warns about missing glyphs. No torch, no Ray.
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from valuecsv_ray.audit.stats import StatsError, load_stats
-from valuecsv_ray.taxonomy import VALUES, Level
+from valuecsv_ray.taxonomy import Taxonomy
 
 _BASE_FONT = "DejaVu Sans"  # ships with matplotlib, so it is always there
 _CJK_HINTS = ("cjk", "han", "hei", "song", "kai", "ming", "wenquanyi", "wqy", "yahei", "pingfang",
@@ -41,9 +42,9 @@ def _pivot(stats: pd.DataFrame, scope: str, keys: list[str], column: str = "mean
     return table
 
 
-def model_value_table(stats: pd.DataFrame) -> pd.DataFrame:
-    """The LLM x value table: models as rows, value ids (values.py order) as columns, mean probability."""
-    return _pivot(stats, "value", [v.id for v in VALUES])
+def model_value_table(stats: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
+    """The LLM x value table: models as rows, value ids (taxonomy order) as columns, mean probability."""
+    return _pivot(stats, "value", list(taxonomy.ids))
 
 
 def coverage_statement(coverage: dict[str, Any]) -> str:
@@ -82,12 +83,11 @@ def _covers(font, text: str) -> bool:
     return font is not None and all(font.get_char_index(ord(ch)) for ch in text)
 
 
-@lru_cache(maxsize=1)
-def _cjk_family() -> str | None:
-    """An installed font family that draws every value's Chinese name, or None."""
+@lru_cache(maxsize=4)
+def _cjk_family(needed: str) -> str | None:
+    """An installed font family that draws every character of `needed` (the Chinese names), or None."""
     from matplotlib import font_manager
 
-    needed = "".join(v.zh for v in VALUES)
     real = [f for f in font_manager.fontManager.ttflist if "last resort" not in f.name.lower()]  # boxes only
     entries = sorted(real, key=lambda f: (not any(h in f.name.lower() for h in _CJK_HINTS), f.name))
     return next((f.name for f in entries if _covers(_open_font(f.fname), needed)), None)
@@ -108,14 +108,24 @@ def _drawable(text: str, families: tuple[str, ...]) -> str:
     return "".join(out).replace("$", r"\$")
 
 
-def _families() -> tuple[tuple[str, ...], bool]:
-    """Font families for figures, and whether they draw Chinese."""
-    cjk = _cjk_family()
+def _families(taxonomy: Taxonomy) -> tuple[tuple[str, ...], bool]:
+    """Font families for figures, and whether they draw the values' Chinese names."""
+    needed = "".join(label.zh for label in taxonomy.labels)
+    cjk = _cjk_family(needed) if needed else None
     return ((cjk, _BASE_FONT) if cjk else (_BASE_FONT,)), cjk is not None
 
 
-def _value_labels(chinese: bool) -> list[str]:
-    return [f"{v.en} {v.zh}" if chinese else v.en for v in VALUES]
+def _value_labels(taxonomy: Taxonomy) -> list[str]:
+    """Axis labels of the values: "English 中文" where a font draws the Chinese, else English."""
+    families, chinese = _families(taxonomy)
+    return [_drawable(label.name if chinese else label.en, families) for label in taxonomy.labels]
+
+
+def _group_runs(taxonomy: Taxonomy) -> tuple[list[float], list[str]]:
+    """Where the value axis passes from one group to the next, and the groups from left to right."""
+    groups = [label.group for label in taxonomy.labels]
+    starts = [i for i, g in enumerate(groups) if i == 0 or g != groups[i - 1]]
+    return [i - 0.5 for i in starts[1:]], [groups[i] for i in starts]
 
 
 def _figure(size: tuple[float, float]):
@@ -127,17 +137,17 @@ def _figure(size: tuple[float, float]):
     return fig
 
 
-def _plot_heatmap(table: pd.DataFrame, path: Path) -> None:
+def _plot_heatmap(table: pd.DataFrame, taxonomy: Taxonomy, path: Path) -> None:
     """Model x value heatmap of mean probability, each cell annotated."""
     from matplotlib import rc_context
 
-    families, chinese = _families()
+    families, _ = _families(taxonomy)
     values = table.to_numpy(dtype=float)
     with rc_context({"font.family": list(families)}):
-        fig = _figure((0.9 * len(VALUES) + 3.0, 0.5 * len(table) + 2.6))
+        fig = _figure((0.9 * len(taxonomy.labels) + 3.0, 0.5 * len(table) + 2.6))
         ax = fig.add_subplot()
         image = ax.imshow(values, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
-        ax.set_xticks(range(len(VALUES)), _value_labels(chinese), rotation=40, ha="right")
+        ax.set_xticks(range(len(taxonomy.labels)), _value_labels(taxonomy), rotation=40, ha="right")
         ax.set_yticks(range(len(table)), [_drawable(str(m), families) for m in table.index])
         for (i, j), v in np.ndenumerate(values):
             if np.isfinite(v):
@@ -148,12 +158,14 @@ def _plot_heatmap(table: pd.DataFrame, path: Path) -> None:
         fig.savefig(path, dpi=110)
 
 
-def _plot_profiles(stats: pd.DataFrame, path: Path) -> None:
-    """Grouped bars: mean probability per value with its 95% CI, one series per model."""
+def _plot_profiles(stats: pd.DataFrame, taxonomy: Taxonomy, path: Path) -> None:
+    """Grouped bars: mean probability per value with its 95% CI, one series per model; dotted
+    lines between the taxonomy's groups."""
     from matplotlib import rc_context
 
-    families, chinese = _families()
-    keys = [v.id for v in VALUES]
+    families, _ = _families(taxonomy)
+    keys = list(taxonomy.ids)
+    boundaries, groups = _group_runs(taxonomy)
     means, lows, highs = (_pivot(stats, "value", keys, c) for c in ("mean", "mean_lo", "mean_hi"))
     width = 0.8 / len(means)
     with rc_context({"font.family": list(families)}):
@@ -164,12 +176,13 @@ def _plot_profiles(stats: pd.DataFrame, path: Path) -> None:
             m = means.loc[model].to_numpy(float)
             err = [m - lows.loc[model].to_numpy(float), highs.loc[model].to_numpy(float) - m]
             ax.bar(x, m, width, yerr=err, capsize=2, label=_drawable(str(model), families))
-        for boundary in (3.5, 7.5):  # the three levels, four values each
+        for boundary in boundaries:
             ax.axvline(boundary, color="grey", linewidth=0.8, linestyle=":")
-        ax.set_xticks(range(len(keys)), _value_labels(chinese), rotation=40, ha="right")
+        ax.set_xticks(range(len(keys)), _value_labels(taxonomy), rotation=40, ha="right")
         ax.set_ylim(0.0, 1.0)
         ax.set_ylabel("mean P(value expressed), 95% CI")
-        ax.set_title("Value profile per model (national | societal | personal)")
+        by_group = f" ({' | '.join(groups)})" if len(groups) > 1 else ""
+        ax.set_title(_drawable(f"Value profile per model{by_group}", families))
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="model")
         fig.savefig(path, dpi=110)
 
@@ -181,14 +194,25 @@ def _interval(mean: float, lo: float, hi: float) -> str:
     return f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def _blocks(stats: pd.DataFrame, coverage: dict[str, Any], images: dict[str, str]) -> list[Block]:
+def _group_prose(taxonomy: Taxonomy) -> str:
+    """How a group's score is made, and which values each group holds."""
+    kind = taxonomy.group_kind
+    sizes = {len(taxonomy.members(g)) for g in taxonomy.groups}
+    count = f"{sizes.pop()} " if len(sizes) == 1 else ""
+    members = "; ".join(f"{g}: {', '.join(v.en for v in taxonomy.members(g))}" for g in taxonomy.groups)
+    return (f"A text's {kind} score is the mean of the {kind}'s {count}probabilities; it counts positive "
+            f"if any of the {kind}'s labels is positive. Values per {kind}: {members}.")
+
+
+def _blocks(stats: pd.DataFrame, coverage: dict[str, Any], taxonomy: Taxonomy,
+            images: dict[str, str]) -> list[Block]:
     """The report as a list of blocks, rendered below to Markdown and HTML."""
-    values = model_value_table(stats)
+    values = model_value_table(stats, taxonomy)
     value_rows = [[m, *(f"{x:.3f}" for x in row)] for m, row in values.iterrows()]
-    levels = [level.value for level in Level]
-    level_rows = [
-        [model, *(_interval(*group.loc[key, ["mean", "mean_lo", "mean_hi"]]) for key in levels)]
-        for model, group in stats[stats["scope"] == "level"].set_index("key").groupby("model", sort=False)
+    groups = list(taxonomy.groups)
+    group_rows = [
+        [model, *(_interval(*rows.loc[key, ["mean", "mean_lo", "mean_hi"]]) for key in groups)]
+        for model, rows in stats[stats["scope"] == "group"].set_index("key").groupby("model", sort=False)
     ]
     overall = stats[stats["scope"] == "overall"]
     overall_rows = [
@@ -198,20 +222,20 @@ def _blocks(stats: pd.DataFrame, coverage: dict[str, Any], images: dict[str, str
     ]
     cov_rows = [[m, str(c["rows"]), _count(c["prompts"]), str(c["rows_used"])]
                 for m, c in coverage["models"].items()]
+    n = len(taxonomy.labels)
     return [
-        ("h1", "Core Socialist Values audit"),
+        ("h1", f"{taxonomy.title} audit"),
         ("p", coverage_statement(coverage)),
         ("table", ["model", "rows", "prompts", "rows used"], cov_rows),
         ("h2", "Mean probability per model and value"),
         ("img", images["heatmap"], "model x value heatmap of mean probability"),
-        ("table", ["model", *(f"{v.en} {v.zh}" for v in VALUES)], value_rows),
+        ("table", ["model", *(label.name for label in taxonomy.labels)], value_rows),
         ("img", images["profiles"], "per-model value profile with 95% CIs"),
-        ("h2", "Levels: mean probability [95% CI]"),
-        ("p", "A text's level score is the mean of the level's four probabilities; it counts "
-              "positive if any of the four labels is positive."),
-        ("table", ["model", *levels], level_rows),
-        ("h2", "Overall: all twelve values"),
-        ("p", "A text's overall score is the mean of its twelve probabilities; it counts positive if "
+        ("h2", f"Per {taxonomy.group_kind}: mean probability [95% CI]"),
+        ("p", _group_prose(taxonomy)),
+        ("table", ["model", *groups], group_rows),
+        ("h2", f"Overall: all {n} values"),
+        ("p", f"A text's overall score is the mean of its {n} probabilities; it counts positive if "
               "any label is. CI of the mean: mean ± 1.96·std/√n; positive rate: 95% Wilson interval."),
         ("table", ["model", "n", "mean [95% CI]", "std", "p10 / p50 / p90", "positive rate [95% Wilson]"],
          overall_rows),
@@ -259,15 +283,15 @@ def _render_html(blocks: list[Block], title: str) -> str:
 
 def write_report(stats_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
     """Write heatmap.png, profiles.png, report.md and report.html (default: into `stats_dir`)."""
-    stats, coverage = load_stats(stats_dir)
+    stats, coverage, taxonomy = load_stats(stats_dir)
     if stats.empty:
         raise StatsError(f"{stats_dir}: stats.parquet has no rows; nothing to report")
     out_dir = Path(out_dir if out_dir is not None else stats_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {k: out_dir / name for k, name in REPORT_FILES.items()}
-    _plot_heatmap(model_value_table(stats), paths["heatmap"])
-    _plot_profiles(stats, paths["profiles"])
-    blocks = _blocks(stats, coverage, REPORT_FILES)
+    _plot_heatmap(model_value_table(stats, taxonomy), taxonomy, paths["heatmap"])
+    _plot_profiles(stats, taxonomy, paths["profiles"])
+    blocks = _blocks(stats, coverage, taxonomy, REPORT_FILES)
     paths["markdown"].write_text(_render_markdown(blocks), encoding="utf-8")
-    paths["html"].write_text(_render_html(blocks, "Core Socialist Values audit"), encoding="utf-8")
+    paths["html"].write_text(_render_html(blocks, f"{taxonomy.title} audit"), encoding="utf-8")
     return paths

@@ -1,12 +1,13 @@
-"""Statistics over the audit's per-row scores: per (model, value), (model, level) and model overall.
+"""Statistics over the audit's per-row scores: per (model, value), (model, group) and model overall.
 
     from valuecsv_ray.audit.stats import stats_pass
-    stats, coverage = stats_pass(Path("out/scores"), Path("out/stats"))
+    stats, coverage = stats_pass(Path("out/scores"), Path("out/stats"), registry.taxonomy)
 
+The values and their groups (for the default taxonomy: levels) come from the registry's taxonomy.
 Per group: n texts, mean probability with a 95% normal-approximation CI (mean +- 1.96 std/sqrt(n)),
 sample std, p10/p50/p90, the share of texts labelled positive and its 95% Wilson interval.
-A level's score per text is the mean of its four probabilities and the text counts positive if any
-of its four labels is; "overall" does the same over all twelve values.
+A group's score per text is the mean of its values' probabilities and the text counts positive if
+any of its values' labels is; "overall" does the same over all the taxonomy's values.
 
 By default LLMs are compared on the same questions: when there are several models and every row
 has a prompt, only prompts answered by every model are kept. `coverage` (coverage.json) records
@@ -27,19 +28,15 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from valuecsv_ray.audit.schema import LABEL_COLUMNS, PROB_COLUMNS, STATS_SCHEMA
-from valuecsv_ray.taxonomy import VALUES, Level
+from valuecsv_ray.audit.schema import STATS_SCHEMA, label_columns, prob_columns
+from valuecsv_ray.taxonomy import Taxonomy, TaxonomyError
 
 Z95 = 1.96  # two-sided 95% normal quantile, for the CI of the mean and the Wilson interval
-SCOPES: tuple[str, ...] = ("value", "level", "overall")  # STATS_SCHEMA.scope, in row order
+SCOPES: tuple[str, ...] = ("value", "group", "overall")  # STATS_SCHEMA.scope, in row order
 OVERALL_KEY = "all"  # STATS_SCHEMA.key of the "overall" scope
-REQUIRED_COLUMNS: tuple[str, ...] = ("model", *PROB_COLUMNS, *LABEL_COLUMNS)
-STATS_FILES = ("stats.parquet", "stats.csv", "coverage.json")
-
-# column positions (in VALUES order) of each level's four values
-_LEVEL_POSITIONS: dict[Level, list[int]] = {
-    level: [i for i, v in enumerate(VALUES) if v.level is level] for level in Level
-}
+# write_stats' keys and file names
+STATS_FILES = {"parquet": "stats.parquet", "csv": "stats.csv", "coverage": "coverage.json",
+               "taxonomy": "taxonomy.json"}
 
 
 class StatsError(ValueError):
@@ -58,7 +55,7 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
 
 
 def _summarise(model: str, scope: str, key: str, p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """One STATS_SCHEMA row from a group's per-text probabilities `p` and labels `y`."""
+    """One STATS_SCHEMA row from per-text probabilities `p` and labels `y` (of a value, a group, all)."""
     n = len(p)
     mean = float(p.mean())
     std = float(p.std(ddof=1)) if n > 1 else 0.0
@@ -73,34 +70,40 @@ def _summarise(model: str, scope: str, key: str, p: np.ndarray, y: np.ndarray) -
     }
 
 
-def _model_rows(model: str, group: pd.DataFrame) -> list[dict[str, Any]]:
-    """The 12 value rows, 3 level rows and 1 overall row of one model, in that order."""
-    p = group[list(PROB_COLUMNS)].to_numpy(dtype=np.float64)
-    y = group[list(LABEL_COLUMNS)].to_numpy(dtype=bool)
-    rows = [_summarise(model, "value", v.id, p[:, i], y[:, i]) for i, v in enumerate(VALUES)]
+def _model_rows(model: str, scores: pd.DataFrame, taxonomy: Taxonomy) -> list[dict[str, Any]]:
+    """One model's stats: a row per value, one per group of the taxonomy and one overall, in that order."""
+    p = scores[list(prob_columns(taxonomy))].to_numpy(dtype=np.float64)
+    y = scores[list(label_columns(taxonomy))].to_numpy(dtype=bool)
+    rows = [_summarise(model, "value", v, p[:, i], y[:, i]) for i, v in enumerate(taxonomy.ids)]
     rows += [
-        _summarise(model, "level", level.value, p[:, pos].mean(axis=1), y[:, pos].any(axis=1))
-        for level, pos in _LEVEL_POSITIONS.items()
+        _summarise(model, "group", name, p[:, pos].mean(axis=1), y[:, pos].any(axis=1))
+        for name, pos in taxonomy.group_positions().items()
     ]
     rows.append(_summarise(model, "overall", OVERALL_KEY, p.mean(axis=1), y.any(axis=1)))
     return rows
 
 
-def _check_scores(scores: pd.DataFrame) -> None:
+def required_columns(taxonomy: Taxonomy) -> tuple[str, ...]:
+    """The scores columns the statistics need (`prompt` is used where present)."""
+    return ("model", *prob_columns(taxonomy), *label_columns(taxonomy))
+
+
+def _check_scores(scores: pd.DataFrame, taxonomy: Taxonomy) -> None:
     """Refuse input without the needed columns, without rows, or with nulls in them."""
     where = scores.attrs.get("source", "the scores DataFrame")
-    missing = [c for c in REQUIRED_COLUMNS if c not in scores.columns]
+    required = list(required_columns(taxonomy))
+    missing = [c for c in required if c not in scores.columns]
     if missing:
         raise StatsError(
             f"{where}: missing column(s) {', '.join(missing)}; expected the audit's scores table "
-            "(valuecsv_ray.audit.schema.SCORE_SCHEMA)"
+            f"(valuecsv_ray.audit.schema.score_schema) for taxonomy {taxonomy.name!r}"
         )
     if scores.empty:
         raise StatsError(f"{where}: no rows to summarise; did the audit score anything (see quarantine/)?")
-    nulls = {c: int(n) for c, n in scores[list(REQUIRED_COLUMNS)].isna().sum().items() if n}
+    nulls = {c: int(n) for c, n in scores[required].isna().sum().items() if n}
     if nulls:
         listed = ", ".join(f"{c} ({n} rows)" for c, n in nulls.items())
-        raise StatsError(f"{where}: null values in {listed}; SCORE_SCHEMA does not allow nulls there")
+        raise StatsError(f"{where}: null values in {listed}; the scores table does not allow nulls there")
 
 
 def _no_restriction_reason(scores: pd.DataFrame, common_prompts: bool, n_models: int) -> str | None:
@@ -173,17 +176,21 @@ def restrict_to_common_prompts(
     return used, coverage
 
 
-def compute_stats(scores: pd.DataFrame, common_prompts: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """STATS_SCHEMA rows (model sorted; value, level, overall; values.py order) and the coverage."""
-    _check_scores(scores)
+def compute_stats(
+    scores: pd.DataFrame, taxonomy: Taxonomy, common_prompts: bool = True
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """STATS_SCHEMA rows (models sorted; per model its values, groups and overall, in taxonomy
+    order) and the coverage."""
+    _check_scores(scores, taxonomy)
     scores = scores.assign(model=scores["model"].astype(str))
     used, coverage = restrict_to_common_prompts(scores, common_prompts)
-    rows = [row for model, group in used.groupby("model", sort=True) for row in _model_rows(model, group)]
+    by_model = used.groupby("model", sort=True)
+    rows = [row for model, part in by_model for row in _model_rows(model, part, taxonomy)]
     stats = pd.DataFrame(rows, columns=STATS_SCHEMA.names)
     return stats.astype({"n": "int64"}), coverage
 
 
-def read_scores(scores_dir: Path) -> pd.DataFrame:
+def read_scores(scores_dir: Path, taxonomy: Taxonomy) -> pd.DataFrame:
     """The columns the stats need (and `prompt` where present) from a folder of score Parquet files."""
     scores_dir = Path(scores_dir)
     if not scores_dir.is_dir():
@@ -192,54 +199,80 @@ def read_scores(scores_dir: Path) -> pd.DataFrame:
     if not dataset.files:
         raise StatsError(f"{scores_dir}: no Parquet files; run the audit first (it writes OUT/scores/)")
     names = dataset.schema.names
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    missing = [c for c in required_columns(taxonomy) if c not in names]
     if missing:
         raise StatsError(
-            f"{scores_dir}: missing column(s) {', '.join(missing)}; expected SCORE_SCHEMA "
-            "(valuecsv_ray.audit.schema) as written by the audit"
+            f"{scores_dir}: missing column(s) {', '.join(missing)}; expected the scores table "
+            f"(valuecsv_ray.audit.schema.score_schema) of a registry with taxonomy {taxonomy.name!r}"
         )
-    columns = [c for c in ("model", "prompt") if c in names] + list(PROB_COLUMNS) + list(LABEL_COLUMNS)
+    columns = [c for c in ("model", "prompt") if c in names] + list(required_columns(taxonomy)[1:])
     scores = dataset.to_table(columns=columns).to_pandas()
     scores.attrs["source"] = str(scores_dir)
     return scores
 
 
-def write_stats(stats: pd.DataFrame, coverage: dict[str, Any], out_dir: Path) -> dict[str, Path]:
-    """Write stats.parquet (exactly STATS_SCHEMA), stats.csv and coverage.json into `out_dir`."""
+def _check_keys(stats: pd.DataFrame, taxonomy: Taxonomy, where: str) -> None:
+    """Refuse stats whose value and group rows are not the taxonomy's."""
+    for scope, expected in (("value", taxonomy.ids), ("group", taxonomy.groups)):
+        found = tuple(dict.fromkeys(stats.loc[stats["scope"] == scope, "key"]))
+        if found != tuple(expected):
+            raise StatsError(f"{where}: the {scope} rows ({', '.join(found) or 'none'}) are not those of "
+                             f"taxonomy {taxonomy.name!r} ({', '.join(expected)})")
+
+
+def write_stats(stats: pd.DataFrame, coverage: dict[str, Any], taxonomy: Taxonomy,
+                out_dir: Path) -> dict[str, Path]:
+    """Write stats.parquet (exactly STATS_SCHEMA), stats.csv, coverage.json and taxonomy.json
+    into `out_dir`; returns their paths (keys as in STATS_FILES)."""
     if list(stats.columns) != STATS_SCHEMA.names:
         raise StatsError(f"stats columns {list(stats.columns)} differ from STATS_SCHEMA {STATS_SCHEMA.names}")
     nulls = [c for c in stats.columns if stats[c].isna().any()]
     if nulls:
         raise StatsError(f"stats have nulls in {', '.join(nulls)}; STATS_SCHEMA allows none")
+    _check_keys(stats, taxonomy, "stats to write")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {name.split(".")[1]: out_dir / name for name in STATS_FILES}
+    paths = {key: out_dir / name for key, name in STATS_FILES.items()}
     table = pa.Table.from_pandas(stats, schema=STATS_SCHEMA, preserve_index=False)
     pq.write_table(table.replace_schema_metadata(None), paths["parquet"])
     stats.to_csv(paths["csv"], index=False)
-    paths["json"].write_text(json.dumps(coverage, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    _write_json(paths["coverage"], coverage)
+    _write_json(paths["taxonomy"], taxonomy.to_dict())
     return paths
 
 
-def load_stats(out_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Read back what write_stats wrote: the stats table and the coverage dict."""
+def _write_json(path: Path, payload: dict) -> None:
+    path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def load_stats(out_dir: Path) -> tuple[pd.DataFrame, dict[str, Any], Taxonomy]:
+    """Read back what write_stats wrote: the stats table, the coverage dict and the taxonomy."""
     out_dir = Path(out_dir)
-    missing = [name for name in ("stats.parquet", "coverage.json") if not (out_dir / name).is_file()]
+    needed = [STATS_FILES[k] for k in ("parquet", "coverage", "taxonomy")]  # stats.csv is for people
+    missing = [name for name in needed if not (out_dir / name).is_file()]
     if missing:
         raise StatsError(
             f"{out_dir}: missing {', '.join(missing)}; run the stats pass on the audit's scores/ "
-            "first (valuecsv_ray.audit.stats.stats_pass)"
+            "first (valuecsv-ray audit, or valuecsv_ray.audit.stats.stats_pass)"
         )
     stats = pq.read_table(out_dir / "stats.parquet").to_pandas()
     absent = [c for c in STATS_SCHEMA.names if c not in stats.columns]
     if absent:
         raise StatsError(f"{out_dir / 'stats.parquet'}: missing column(s) {', '.join(absent)}")
     coverage = json.loads((out_dir / "coverage.json").read_text(encoding="utf-8"))
-    return stats[STATS_SCHEMA.names], coverage
+    taxonomy_file = out_dir / STATS_FILES["taxonomy"]
+    try:
+        record = json.loads(taxonomy_file.read_text(encoding="utf-8"))
+        taxonomy = Taxonomy.from_dict(record, where=str(taxonomy_file))
+    except (json.JSONDecodeError, TaxonomyError) as e:
+        raise StatsError(f"{taxonomy_file}: not a taxonomy ({e}); run the stats pass again") from e
+    _check_keys(stats, taxonomy, str(out_dir / "stats.parquet"))
+    return stats[STATS_SCHEMA.names], coverage, taxonomy
 
 
-def stats_pass(scores_dir: Path, out_dir: Path, common_prompts: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Read OUT/scores/, compute the statistics and write them to `out_dir`: the CLI's one call."""
-    stats, coverage = compute_stats(read_scores(scores_dir), common_prompts=common_prompts)
-    write_stats(stats, coverage, out_dir)
+def stats_pass(scores_dir: Path, out_dir: Path, taxonomy: Taxonomy,
+               common_prompts: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read OUT/scores/, compute the statistics over `taxonomy`'s values and write them to `out_dir`."""
+    stats, coverage = compute_stats(read_scores(scores_dir, taxonomy), taxonomy, common_prompts)
+    write_stats(stats, coverage, taxonomy, out_dir)
     return stats, coverage

@@ -14,26 +14,9 @@ from pathlib import Path
 
 import click
 
-from valuecsv_ray.config import ConfigError, TrainConfig, load_train_config, parse_overrides
-
-# flags that map one-to-one onto TrainConfig fields (None = not given, keep the config's)
-_TRAIN_FLAGS = {
-    "name": click.option("--name", help=TrainConfig.__dataclass_fields__["name"].metadata["help"]),
-    "runs_dir": click.option("--runs-dir", help="folder holding one registry per job name"),
-    "data": click.option("--data", help="annotated xlsx/csv/jsonl/parquet, or 'sample'"),
-    "values": click.option("--values", help="'all' or comma list of value ids, e.g. freedom,justice"),
-    "mode": click.option("--mode", type=click.Choice(["binary", "multilabel"]),
-                         help="12 binary evaluators, or one multi-label model"),
-    "backbone": click.option("--backbone", help="HF model name or folder, or 'tiny' (offline)"),
-    "max_epochs": click.option("--max-epochs", type=int, help="upper bound on epochs (default 20)"),
-    "max_length": click.option("--max-length", type=int, help="max tokens per text (default 512)"),
-    "limit_rows": click.option("--limit-rows", type=int, help="use only the first N rows"),
-    "num_workers": click.option("--num-workers", type=int, help="Ray Train workers per evaluator"),
-    "use_gpu": click.option("--use-gpu/--no-gpu", default=None, help="train on GPUs"),
-    "max_concurrent": click.option("--max-concurrent", type=int, help="evaluators training at once"),
-    "skip_bad_rows": click.option("--skip-bad-rows", is_flag=True, default=None,
-                                  help="report bad rows in bad_rows.csv instead of failing"),
-}
+from valuecsv_ray.cli.options import given, options_from
+from valuecsv_ray.config import ConfigError, ServeConfig, TrainConfig, load_train_config, parse_overrides
+from valuecsv_ray.taxonomy import Label, TaxonomyError
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -48,34 +31,27 @@ def main(verbose: bool) -> None:
     _setup_logging(verbose)
 
 
-def _with_train_flags(fn):
-    for option in reversed(list(_TRAIN_FLAGS.values())):
-        fn = option(fn)
-    return fn
-
-
 @main.command()
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="YAML file of TrainConfig settings (see configs/)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override any setting, e.g. --set learning_rate=1e-3 (repeatable)")
 @click.option("--address", help="Ray cluster address (default: RAY_ADDRESS, a running cluster, or local)")
-@_with_train_flags
+@options_from(TrainConfig)
 def train(config_path: str | None, overrides: tuple[str, ...], address: str | None, **flags) -> None:
     """Fine-tune the evaluators with Ray Train and print the registry's metrics table."""
     from valuecsv_ray.registry import format_metrics_table, load_registry, metrics_table
 
     try:
-        settings = {**{k: v for k, v in flags.items() if v is not None}, **parse_overrides(overrides)}
-        cfg = load_train_config(config_path, settings)
+        cfg = load_train_config(config_path, {**given(flags), **parse_overrides(overrides)})
     except ConfigError as e:
         raise click.UsageError(str(e)) from e
     logging.getLogger(__name__).info("resolved config: %s", cfg.to_dict())
-    if address:
-        import ray
-
-        ray.init(address=address)
+    from valuecsv_ray.cluster import connect
     from valuecsv_ray.train.runner import train_all
+
+    if address:
+        connect(address)
 
     path = _run_or_exit(lambda: train_all(cfg))
     registry = load_registry(path)
@@ -93,7 +69,7 @@ def _run_or_exit(fn):
 
     try:
         return fn()
-    except (DataError, RegistryError, TrainingError, BackboneError, FetchError) as e:
+    except (DataError, RegistryError, TrainingError, BackboneError, FetchError, TaxonomyError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
 
@@ -117,6 +93,21 @@ def registry_show(path: str) -> None:
     click.echo(format_metrics_table(metrics_table(m)))
 
 
+@registry.command("evaluate")
+@click.argument("path", type=click.Path(file_okay=False, exists=True))
+@click.option("--device", default=None, help="cpu or cuda (default: cuda when present)")
+def registry_evaluate(path: str, device: str | None) -> None:
+    """Re-evaluate a registry's evaluators through the engine's scoring path (temperature,
+    threshold, test metrics, calibration, long-text figures), on the data and split it was
+    trained on; for registries written before these were recorded."""
+    from valuecsv_ray.registry import format_metrics_table, metrics_table
+    from valuecsv_ray.train.evaluate import reevaluate_registry
+
+    manifest = _run_or_exit(lambda: reevaluate_registry(Path(path), device))
+    click.echo(f"registry {manifest['registry_id']} re-evaluated\n")
+    click.echo(format_metrics_table(metrics_table(manifest)))
+
+
 @main.group()
 def data() -> None:
     """Get and check annotated data."""
@@ -136,18 +127,20 @@ def data_fetch(dest: str) -> None:
 @data.command("check")
 @click.argument("path")
 @click.option("--skip-bad-rows", is_flag=True, help="list bad rows instead of failing on them")
-def data_check(path: str, skip_bad_rows: bool) -> None:
+@click.option("--taxonomy", default=None, help=TrainConfig.__dataclass_fields__["taxonomy"].metadata["help"])
+def data_check(path: str, skip_bad_rows: bool, taxonomy: str | None) -> None:
     """Validate an annotated file and print sample and positive counts per value."""
-    from valuecsv_ray.taxonomy import VALUES
+    from valuecsv_ray.taxonomy import load_taxonomy
     from valuecsv_ray.train.annotated import load_annotated
 
-    loaded = _run_or_exit(lambda: load_annotated(path, skip_bad_rows=skip_bad_rows))
+    tax = _run_or_exit(lambda: load_taxonomy(taxonomy))
+    loaded = _run_or_exit(lambda: load_annotated(path, tax, skip_bad_rows=skip_bad_rows))
     click.echo(f"{loaded.source}: {len(loaded)} samples, sha256 {loaded.sha256}")
     for note in loaded.excluded:
         click.echo(f"excluded: {note}")
     for b in loaded.bad_rows:
         click.echo(f"bad row {b.row}, column '{b.column}': {b.reason}")
-    for value, count in zip(VALUES, loaded.labels.sum(axis=0), strict=True):
+    for value, count in zip(tax.labels, loaded.labels.sum(axis=0), strict=True):
         click.echo(f"  {value.id:<13} {value.zh}  positive {int(count):>5} ({count / len(loaded):.1%})")
 
 
@@ -161,29 +154,33 @@ def backbone_cmd(out: str) -> None:
 
 
 @main.command("serve")
-@click.option("--registry", required=True, type=click.Path(file_okay=False),
-              help="registry folder to serve (written by `valuecsv-ray train`)")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
 @click.option("--port", default=8000, show_default=True, help="HTTP port")
-@click.option("--max-batch-size", default=32, show_default=True, help="requests batched together")
-@click.option("--device", default=None, help="cpu or cuda (default: cuda when present)")
-def serve_cmd(registry: str, host: str, port: int, max_batch_size: int, device: str | None) -> None:
+@click.option("--address", help="Ray cluster address (default: RAY_ADDRESS, a running cluster, or local)")
+@options_from(ServeConfig)
+def serve_cmd(host: str, port: int, address: str | None, **flags) -> None:
     """Serve the ensemble over HTTP until Ctrl-C (token: $VALUECSV_SERVE_TOKEN).
 
-    For deployments use `serve run serve_configs/ensemble.yaml` or `serve deploy`.
+    Takes the same settings, with the same defaults, as the `args:` of serve_configs/*.yaml;
+    for deployments use `serve run serve_configs/ensemble.yaml` or `serve deploy`.
     """
-    import ray
     from ray import serve
 
+    from valuecsv_ray.cluster import connect
+    from valuecsv_ray.config import serve_config
     from valuecsv_ray.registry import load_registry
     from valuecsv_ray.serve import TOKEN_ENV, app_builder
 
-    _run_or_exit(lambda: load_registry(registry))
-    ray.init()
+    try:
+        cfg = serve_config(given(flags))
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from e
+    _run_or_exit(lambda: load_registry(cfg.registry))
+    connect(address)
     serve.start(http_options={"host": host, "port": port})
-    app = app_builder({"registry": registry, "device": device, "max_batch_size": max_batch_size})
+    app = app_builder(cfg.to_dict())
     guard = "Bearer token required" if os.environ.get(TOKEN_ENV) else "no token set"
-    click.echo(f"serving {registry} at http://{host}:{port}/v1/score ({guard}); docs at /docs")
+    click.echo(f"serving {cfg.registry} at http://{host}:{port}/v1/score ({guard}); docs at /docs")
     serve.run(app, name="valuecsv", route_prefix="/", blocking=True)
 
 
@@ -194,47 +191,36 @@ def serve_cmd(registry: str, host: str, port: int, max_batch_size: int, device: 
               help="endpoint to query when --registry is not given")
 @click.option("--token", envvar="VALUECSV_SERVE_TOKEN", help="Bearer token (default: $VALUECSV_SERVE_TOKEN)")
 def score_cmd(texts: tuple[str, ...], registry: str | None, url: str, token: str | None) -> None:
-    """Score TEXTS against the twelve values and print a table (value x text)."""
+    """Score TEXTS against the registry's values and print a table (value x text)."""
     if registry:
         from valuecsv_ray.scoring.engine import Ensemble
 
         engine = _run_or_exit(lambda: Ensemble.from_registry(registry))
-        results = engine.score(list(texts)).to_records()
+        results, labels = engine.score(list(texts)).to_records(), list(engine.taxonomy.labels)
     else:
         results = _query(url, list(texts), token)
-    click.echo(format_scores(list(texts), results))
+        ids = list(results[0]["probs"]) if results else []
+        labels = [Label(i, i, "", "", i) for i in ids]  # names come from /v1/values where served
+    click.echo(format_scores(list(texts), results, labels))
 
 
 def _query(url: str, texts: list[str], token: str | None) -> list[dict]:
-    import json
-    import urllib.error
-    import urllib.request
+    """The endpoint's scores; retries while it is busy or restarting, exits 1 with a message otherwise."""
+    from valuecsv_ray.scoring.client import EndpointError, score_texts
 
-    req = urllib.request.Request(url.rstrip("/") + "/v1/score", data=json.dumps({"texts": texts}).encode(),
-                                 headers={"Content-Type": "application/json"})
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return json.loads(resp.read())["results"]
-    except urllib.error.HTTPError as e:
-        click.echo(f"error: {url} answered {e.code}: {e.read().decode(errors='replace')[:300]}", err=True)
-    except urllib.error.URLError as e:
-        click.echo(f"error: cannot reach {url} ({e.reason}); start it with `valuecsv-ray serve "
-                   "--registry DIR`, or score locally with --registry DIR", err=True)
-    sys.exit(1)
+        return score_texts(url, texts, token)
+    except EndpointError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
 
 
-def format_scores(texts: list[str], results: list[dict]) -> str:
-    """Value x text table of probabilities; '*' marks values labelled present."""
-    from valuecsv_ray.taxonomy import VALUES
-
-    header = ["value", "level"] + [f"[{i}] {t[:12]}" for i, t in enumerate(texts)]
+def format_scores(texts: list[str], results: list[dict], labels: list[Label]) -> str:
+    """Value x text table of probabilities, values in taxonomy order; '*' marks values labelled present."""
+    header = ["value", "group"] + [f"[{i}] {t[:12]}" for i, t in enumerate(texts)]
     rows = [header]
-    for v in VALUES:
-        if v.id not in results[0]["probs"]:
-            continue
-        rows.append([f"{v.en} {v.zh}", v.level.value] + [
+    for v in labels:
+        rows.append([v.name, v.group] + [
             f"{r['probs'][v.id]:.3f}{'*' if r['labels'][v.id] else ' '}" for r in results])
     widths = [max(_width(row[c]) for row in rows) for c in range(len(header))]
     lines = ["  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=True))

@@ -9,13 +9,14 @@ Both the Serve endpoint and the batch audit call `Ensemble.score`, so online and
 scores cannot drift apart.
 
 How it scores:
-- Texts are tokenised once per distinct tokenizer (all twelve evaluators of a registry share
-  one), and every model runs on the same padded batches.
+- Texts are tokenised once per distinct tokenizer and window rule (all evaluators of a
+  registry usually share one), and every model runs on the same padded batches.
 - Batches are cut by a token budget (rows x padded length) after sorting by length, so
   little compute goes to padding; results are put back in input order.
-- A text longer than the model's window is split into overlapping windows (stride half a
-  window by default) and its probability is the MAX over windows: a value is expressed by a
-  text if some passage expresses it; a mean would dilute a clear passage in a long answer.
+- A text longer than the window is split into overlapping windows and each window's
+  probability is calibrated with the evaluator's temperature, then aggregated (max or mean)
+  by the rule each evaluator records in the registry (max_length, stride, aggregate): the
+  rule its threshold was tuned under in training (`scoring.core`, shared with training).
 - fp32 on CPU; bf16 weights with SDPA attention on CUDA. Same inputs, same outputs.
 """
 
@@ -31,10 +32,19 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from valuecsv_ray.backbone import quiet_hf_progress
+from valuecsv_ray.config import DEFAULT_TOKEN_BUDGET
 from valuecsv_ray.registry import Registry, load_registry
-from valuecsv_ray.taxonomy import Level, value_by_id
-
-AGGREGATIONS = ("max", "mean")
+from valuecsv_ray.scoring.core import (
+    AGGREGATIONS,
+    Head,
+    check_texts,
+    default_stride,
+    owners_of,
+    run_heads,
+    split_windows,
+    text_probabilities,
+)
+from valuecsv_ray.taxonomy import Taxonomy
 
 
 @dataclass(frozen=True)
@@ -42,72 +52,77 @@ class EnsembleScores:
     """Scores of n texts against the registry's values."""
 
     registry_id: str
-    value_ids: tuple[str, ...]
+    taxonomy: Taxonomy  # the registry's labels; value_ids follow its order
     probs: np.ndarray  # (n, n_values) float32
     labels: np.ndarray  # (n, n_values) bool: probs >= each value's threshold
     windows: np.ndarray  # (n,) windows each text was scored over
 
-    def level_means(self) -> dict[str, np.ndarray]:
-        """Mean probability per level (over the registry's values at that level)."""
-        out = {}
-        for level in Level:
-            cols = [i for i, v in enumerate(self.value_ids) if value_by_id(v).level is level]
-            if cols:
-                out[level.value] = self.probs[:, cols].mean(axis=1)
-        return out
+    @property
+    def value_ids(self) -> tuple[str, ...]:
+        return self.taxonomy.ids
+
+    def group_means(self) -> dict[str, np.ndarray]:
+        """Mean probability per group of the taxonomy (for the default one: per level)."""
+        return {g: self.probs[:, cols].mean(axis=1) for g, cols in self.taxonomy.group_positions().items()}
 
     def to_records(self) -> list[dict]:
-        levels = self.level_means()
+        groups = self.group_means()
         return [
             {
                 "probs": {v: float(self.probs[i, j]) for j, v in enumerate(self.value_ids)},
                 "labels": {v: bool(self.labels[i, j]) for j, v in enumerate(self.value_ids)},
-                "levels": {name: float(m[i]) for name, m in levels.items()},
+                "groups": {name: float(m[i]) for name, m in groups.items()},
                 "windows": int(self.windows[i]),
             }
             for i in range(len(self.probs))
         ]
 
 
-@dataclass
-class _Head:
-    """One model and which of the ensemble's value columns its outputs fill."""
-
-    model: torch.nn.Module
-    columns: list[int]  # ensemble columns
-    outputs: list[int]  # model output index for each column
-    multi_label: bool
-
-
 Encoded = list[list[list[list[int]]]]  # [tokenizer group][text][window] -> token ids
+
+
+def window_rule(registry: Registry, value_id: str, folder: Path, tokenizer) -> tuple[int, int, str]:
+    """(max_length, stride, aggregate) an evaluator was evaluated under; registries written before
+    the rule was recorded used the model's full window, half-window stride and max."""
+    recorded = registry.manifest["evaluators"][value_id].get("window") or {}
+    limit = min(AutoConfig.from_pretrained(folder).max_position_embeddings, tokenizer.model_max_length)
+    max_length = int(recorded.get("max_length") or limit)
+    stride = int(recorded.get("stride") or default_stride(max_length))
+    return max_length, stride, recorded.get("aggregate", "max")
 
 
 class EnsembleTokenizer:
     """The tokenising half of the engine: a registry's tokenizers, no models.
 
-    Tokenises each text once per distinct tokenizer (one for a usual registry) into windows
-    of at most the model's max length, [CLS]/[SEP] included. Light enough for a CPU stage of
-    a pipeline, so that tokenising overlaps with scoring.
+    Tokenises each text once per distinct tokenizer and window rule (one group for a usual
+    registry) into windows, [CLS]/[SEP] included. Light enough for a CPU stage of a pipeline,
+    so that tokenising overlaps with scoring. `stride` overrides the registry's rule.
     """
 
     def __init__(self, registry: Registry, stride: int | None = None):
         self.registry = registry
-        self.value_ids = tuple(registry.manifest["values"])
-        self.groups: list[dict] = []  # {"tokenizer", "max_length", "folders": [(column, folder, output)]}
-        by_key: dict[str, dict] = {}
+        self.taxonomy = registry.taxonomy
+        self.value_ids = self.taxonomy.ids
+        self.groups: list[dict] = []  # tokenizer, max_length, stride, folders: [(column, folder, output)]
+        by_key: dict[tuple, dict] = {}
+        self.aggregates: list[str] = []
         for column, value_id in enumerate(self.value_ids):
             ev = registry.manifest["evaluators"][value_id]
             folder = registry.path / ev["path"]
-            key = _tokenizer_fingerprint(folder)
+            fingerprint = _tokenizer_fingerprint(folder)
+            tokenizer = by_key[fingerprint]["tokenizer"] if fingerprint in by_key else \
+                AutoTokenizer.from_pretrained(folder)
+            by_key.setdefault(fingerprint, {"tokenizer": tokenizer})
+            max_length, recorded_stride, how = window_rule(registry, value_id, folder, tokenizer)
+            key = (fingerprint, max_length, stride or recorded_stride)
             if key not in by_key:
-                tokenizer = AutoTokenizer.from_pretrained(folder)
-                limit = min(AutoConfig.from_pretrained(folder).max_position_embeddings,
-                            tokenizer.model_max_length)
-                by_key[key] = {"tokenizer": tokenizer, "max_length": limit, "folders": []}
+                by_key[key] = {"tokenizer": tokenizer, "max_length": max_length, "stride": key[2],
+                               "folders": []}
                 self.groups.append(by_key[key])
             by_key[key]["folders"].append((column, folder, ev["output_index"]))
+            self.aggregates.append(how)
         self.max_length = min(g["max_length"] for g in self.groups)
-        self.stride = stride or max(1, (self.max_length - 2) // 2)
+        self.stride = min(g["stride"] for g in self.groups)
 
     @classmethod
     def from_registry(cls, path: str | Path, **kwargs) -> EnsembleTokenizer:
@@ -115,59 +130,51 @@ class EnsembleTokenizer:
 
     def encode(self, texts: Sequence[str]) -> Encoded:
         """Token windows per tokenizer group and text; refuses empty or non-string texts."""
-        _check_texts(texts)
-        return [self._windows(g["tokenizer"], texts) for g in self.groups]
-
-    def _windows(self, tokenizer, texts: Sequence[str]) -> list[list[list[int]]]:
-        body = self.max_length - 2
-        # verbose=False: no "longer than the maximum" warning; long texts are windowed below
-        encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False,
-                            verbose=False)["input_ids"]
-        out = []
-        for ids in encoded:
-            starts = [0]
-            if len(ids) > body:  # overlapping windows; the last one ends at the text's end
-                starts = [*range(0, len(ids) - body, self.stride), len(ids) - body]
-            out.append([[tokenizer.cls_token_id, *ids[s : s + body], tokenizer.sep_token_id]
-                        for s in starts])
-        return out
+        check_texts(texts)
+        return [split_windows(g["tokenizer"], texts, g["max_length"], g["stride"]) for g in self.groups]
 
 
 class Ensemble:
-    """A loaded registry, ready to score texts."""
+    """A loaded registry, ready to score texts.
 
-    def __init__(self, registry: Registry, device: str | None = None, token_budget: int = 16384,
-                 stride: int | None = None, aggregate: str = "max"):
-        if aggregate not in AGGREGATIONS:
+    `aggregate` and `stride` override the registry's recorded rule (for measurements); the
+    thresholds were tuned under the recorded one.
+    """
+
+    def __init__(self, registry: Registry, device: str | None = None,
+                 token_budget: int = DEFAULT_TOKEN_BUDGET, stride: int | None = None,
+                 aggregate: str | None = None):
+        if aggregate is not None and aggregate not in AGGREGATIONS:
             raise ValueError(f"aggregate must be one of {AGGREGATIONS}, got {aggregate!r}")
         self.registry = registry
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.token_budget = token_budget
-        self.aggregate = aggregate
         self.tokenizer = EnsembleTokenizer(registry, stride=stride)
-        self.value_ids = self.tokenizer.value_ids
+        self.taxonomy, self.value_ids = self.tokenizer.taxonomy, self.tokenizer.value_ids
         self.max_length, self.stride = self.tokenizer.max_length, self.tokenizer.stride
-        self.thresholds = np.array(
-            [registry.manifest["evaluators"][v]["threshold"] for v in self.value_ids], dtype=np.float32
-        )
+        self.aggregates = [aggregate or how for how in self.tokenizer.aggregates]
+        evaluators = [registry.manifest["evaluators"][v] for v in self.value_ids]
+        self.thresholds = np.array([ev["threshold"] for ev in evaluators], dtype=np.float32)
+        self.temperatures = np.array([ev.get("temperature", 1.0) for ev in evaluators], dtype=np.float32)
         with quiet_hf_progress():
-            self.groups = [{**g, "heads": self._load_heads(g)} for g in self.tokenizer.groups]
+            self.groups = [{**g, "heads": self._load_heads(g), "columns": [c for c, _, _ in g["folders"]]}
+                           for g in self.tokenizer.groups]
 
     @classmethod
     def from_registry(cls, path: str | Path, **kwargs) -> Ensemble:
         return cls(load_registry(path), **kwargs)
 
-    def _load_heads(self, group: dict) -> list[_Head]:
+    def _load_heads(self, group: dict) -> list[Head]:
         """The group's models, each loaded once (a multi-label model fills many columns)."""
-        heads: dict[Path, _Head] = {}
+        heads: dict[Path, Head] = {}
         for column, folder, output in group["folders"]:
             if folder not in heads:
                 model = AutoModelForSequenceClassification.from_pretrained(
                     folder, attn_implementation="sdpa", dtype=self.dtype
                 ).to(self.device).eval()
                 multi = model.config.problem_type == "multi_label_classification"
-                heads[folder] = _Head(model, [], [], multi)
+                heads[folder] = Head(model, [], [], multi)
             heads[folder].columns.append(column)
             heads[folder].outputs.append(output)
         return list(heads.values())
@@ -182,73 +189,17 @@ class Ensemble:
         probs = np.zeros((n, len(self.value_ids)), dtype=np.float32)
         windows = np.zeros(n, dtype=np.int64)
         for group, per_text in zip(self.groups, encoded, strict=True):
-            windows = np.array([len(w) for w in per_text], dtype=np.int64)
-            owners = np.repeat(np.arange(n), windows)
+            owners = owners_of(per_text)
             window_ids = [w for text_windows in per_text for w in text_windows]
-            window_probs = self._run(group, window_ids)
-            probs[:, self._columns(group)] = _aggregate(window_probs, owners, n, self.aggregate)
-        return EnsembleScores(self.registry.registry_id, self.value_ids, probs,
-                              probs >= self.thresholds, windows)
-
-    def _columns(self, group: dict) -> list[int]:
-        return [c for head in group["heads"] for c in head.columns]
-
-    @torch.inference_mode()
-    def _run(self, group: dict, window_ids: list[list[int]]) -> np.ndarray:
-        """(n_windows, n_columns of this group) probabilities; batches by token budget."""
-        heads = group["heads"]
-        pad = group["tokenizer"].pad_token_id
-        out = np.zeros((len(window_ids), sum(len(h.columns) for h in heads)), dtype=np.float32)
-        order = np.argsort([len(w) for w in window_ids], kind="stable")
-        for batch in _budget_batches(order, [len(w) for w in window_ids], self.token_budget):
-            width = max(len(window_ids[i]) for i in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                ids[row, : len(window_ids[i])] = torch.tensor(window_ids[i])
-                mask[row, : len(window_ids[i])] = 1
-            ids, mask = ids.to(self.device), mask.to(self.device)
-            cols = []
-            for head in heads:
-                logits = head.model(input_ids=ids, attention_mask=mask).logits.float()
-                p = torch.sigmoid(logits) if head.multi_label else torch.softmax(logits, dim=-1)
-                cols.append(p[:, head.outputs])
-            out[batch] = torch.cat(cols, dim=1).cpu().numpy()
-        return out
-
-
-def _budget_batches(order: np.ndarray, lengths: list[int], budget: int) -> list[np.ndarray]:
-    """Consecutive runs of `order` (sorted by length) whose rows x max length fit the budget."""
-    batches, current, width = [], [], 0
-    for i in order:
-        new_width = max(width, lengths[i])
-        if current and new_width * (len(current) + 1) > budget:
-            batches.append(np.asarray(current))
-            current, new_width = [], lengths[i]
-        current.append(i)
-        width = new_width
-    if current:
-        batches.append(np.asarray(current))
-    return batches
-
-
-def _aggregate(window_probs: np.ndarray, owners: np.ndarray, n: int, how: str) -> np.ndarray:
-    out = np.zeros((n, window_probs.shape[1]), dtype=np.float32)
-    if how == "max":
-        np.maximum.at(out, owners, window_probs)
-    else:
-        np.add.at(out, owners, window_probs)
-        out /= np.bincount(owners, minlength=n)[:, None]
-    return out
-
-
-def _check_texts(texts: Sequence[str]) -> None:
-    if isinstance(texts, str):
-        raise TypeError("score() takes a list of texts, not one string: use score([text])")
-    bad = [f"text {i}: {'empty' if isinstance(t, str) else type(t).__name__}"
-           for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-    if bad:
-        raise ValueError("cannot score empty or non-string texts: " + "; ".join(bad[:10]))
+            group_margins = run_heads(group["heads"], window_ids, group["tokenizer"].pad_token_id,
+                                      self.token_budget, self.device)
+            for how in sorted({self.aggregates[c] for c in group["columns"]}):
+                cols = [c for c in group["columns"] if self.aggregates[c] == how]
+                probs[:, cols] = text_probabilities(group_margins[:, cols], owners, n,
+                                                    self.temperatures[cols], how)
+            windows = np.maximum(windows, np.bincount(owners, minlength=n))
+        return EnsembleScores(self.registry.registry_id, self.taxonomy, probs, probs >= self.thresholds,
+                              windows)
 
 
 def _tokenizer_fingerprint(folder: Path) -> str:

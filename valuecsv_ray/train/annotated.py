@@ -3,11 +3,11 @@
     data = load_annotated("ValueCSV5000.xlsx")          # raises on bad rows
     data = load_annotated(path, skip_bad_rows=True)      # bad rows listed in data.bad_rows
 
-A file holds a text column and the twelve label columns (`Prosperity_scr` ... as in
-ValueCSV5000), each 0 or 1. A trailing column-sum row (empty text, each label the sum of
-its column, as ValueCSV5000.xlsx ends) is recognised, excluded and logged. Every other
-bad row is an error naming file, row and column, or, with `skip_bad_rows`, a
-`BadRow` the caller writes to a report. Nothing is dropped silently.
+A file holds a text column and one label column per label of the job's taxonomy (for the
+default one, `Prosperity_scr` ... as in ValueCSV5000), each 0 or 1. A trailing column-sum
+row (empty text, each label the sum of its column, as ValueCSV5000.xlsx ends) is recognised,
+excluded and logged. Every other bad row is an error naming file, row and column, or, with
+`skip_bad_rows`, a `BadRow` the caller writes to a report. Nothing is dropped silently.
 
 Row numbers follow what a user sees when opening the file: spreadsheet rows for xlsx
 and csv (the header is row 1), line numbers for jsonl, 0-based row index for parquet.
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from valuecsv_ray.taxonomy import LABEL_COLUMNS, VALUES
+from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,11 @@ class BadRow:
 
 @dataclass(frozen=True)
 class AnnotatedData:
-    """Validated texts and their 0/1 labels, one column per value in `VALUES` order."""
+    """Validated texts and their 0/1 labels, one column per label of the taxonomy, in its order."""
 
     source: str
     texts: list[str]
-    labels: np.ndarray  # shape (n, 12), int8, columns in VALUES order
+    labels: np.ndarray  # shape (n, n_labels), int8, columns in taxonomy order
     rows: list[int]  # the source row number of each sample
     bad_rows: list[BadRow] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)  # rows recognised and left out
@@ -101,7 +101,7 @@ def resolve_data_path(spec: str | Path) -> Path:
     return path
 
 
-def _read_table(path: Path) -> tuple[list[dict], list[int], list[BadRow]]:
+def _read_table(path: Path, columns: tuple[str, ...]) -> tuple[list[dict], list[int], list[BadRow]]:
     """Read a file into records of raw cells, the row number of each, and unparsable rows.
 
     A key absent from a record means a missing field (possible in jsonl only); a present key
@@ -119,7 +119,7 @@ def _read_table(path: Path) -> tuple[list[dict], list[int], list[BadRow]]:
     else:
         frame = pd.read_parquet(path)
         offset = 0
-    _check_columns(list(frame.columns), path)
+    _check_columns(list(frame.columns), path, columns)
     return frame.to_dict(orient="records"), [i + offset for i in range(len(frame))], []
 
 
@@ -159,14 +159,14 @@ def _label(cell: object) -> int | None:
     return int(number) if number in (0.0, 1.0) else None
 
 
-def _check_columns(columns: list, path: Path) -> None:
+def _check_columns(columns: list, path: Path, label_columns: tuple[str, ...]) -> None:
     """Tabular files must have every column (jsonl lines are checked one by one)."""
-    missing = [c for c in (TEXT_COLUMN, *LABEL_COLUMNS) if c not in columns]
+    missing = [c for c in (TEXT_COLUMN, *label_columns) if c not in columns]
     if missing:
         raise DataError(
             f"{path}: missing column(s) {missing}. Found {columns}. "
             f"Annotated data needs '{TEXT_COLUMN}' and one 0/1 column per value: "
-            f"{list(LABEL_COLUMNS)}."
+            f"{list(label_columns)} (the columns of the job's taxonomy)."
         )
 
 
@@ -178,12 +178,12 @@ def _number(cell: object) -> float | None:
     return None if math.isnan(number) else number
 
 
-def _is_column_sum_row(records: list[dict]) -> bool:
+def _is_column_sum_row(records: list[dict], label_columns: tuple[str, ...]) -> bool:
     """True when the last record has no text and each label sums the labels above it."""
     last, above = records[-1], records[:-1]
     if not _is_blank(last.get(TEXT_COLUMN)) or not above:
         return False
-    for column in LABEL_COLUMNS:
+    for column in label_columns:
         cell = _number(last.get(column))
         total = sum(_number(r.get(column)) or 0.0 for r in above)
         if cell is None or cell != total:
@@ -191,7 +191,7 @@ def _is_column_sum_row(records: list[dict]) -> bool:
     return True
 
 
-def _row_problems(record: dict, path: Path, row: int) -> list[BadRow]:
+def _row_problems(record: dict, path: Path, row: int, label_columns: tuple[str, ...]) -> list[BadRow]:
     problems = []
     text = record.get(TEXT_COLUMN)
     preview = text[:80] if isinstance(text, str) else ""
@@ -199,7 +199,7 @@ def _row_problems(record: dict, path: Path, row: int) -> list[BadRow]:
         problems.append(BadRow(str(path), row, TEXT_COLUMN, "missing column"))
     elif not isinstance(text, str) or not text.strip():
         problems.append(BadRow(str(path), row, TEXT_COLUMN, "empty or non-string text"))
-    for column in LABEL_COLUMNS:
+    for column in label_columns:
         if column not in record:
             problems.append(BadRow(str(path), row, column, "missing column", preview))
         elif _label(record[column]) is None:
@@ -210,34 +210,37 @@ def _row_problems(record: dict, path: Path, row: int) -> list[BadRow]:
 
 
 def load_annotated(
-    spec: str | Path, *, skip_bad_rows: bool = False, limit: int | None = None
+    spec: str | Path, taxonomy: Taxonomy | None = None, *, skip_bad_rows: bool = False,
+    limit: int | None = None,
 ) -> AnnotatedData:
-    """Load and validate an annotated file; see the module docstring for the rules."""
+    """Load and validate an annotated file with one 0/1 column per label of `taxonomy` (default:
+    the built-in one); see the module docstring for the rules."""
     path = resolve_data_path(spec)
-    records, row_numbers, bad = _read_table(path)
+    columns = (taxonomy or load_taxonomy()).columns
+    records, row_numbers, bad = _read_table(path, columns)
     if not records and not bad:
         raise DataError(f"{path}: no rows found")
     excluded = []
-    if records and _is_column_sum_row(records):
+    if records and _is_column_sum_row(records, columns):
         note = f"{path} row {row_numbers[-1]}: column-sum row (empty text, label totals)"
         log.info("excluded %s; it is a summary, not a sample", note)
         excluded.append(note)
         records, row_numbers = records[:-1], row_numbers[:-1]
     texts, labels, rows = [], [], []
     for record, row in zip(records, row_numbers, strict=True):
-        problems = _row_problems(record, path, row)
+        problems = _row_problems(record, path, row, columns)
         if problems:
             bad.extend(problems)
             continue
         texts.append(record[TEXT_COLUMN])
-        labels.append([_label(record[c]) for c in LABEL_COLUMNS])
+        labels.append([_label(record[c]) for c in columns])
         rows.append(row)
     if bad and not skip_bad_rows:
         raise DataError(_bad_rows_message(path, bad))
     if bad:
         log.warning("%s: %d problem(s) in bad rows left out; see the report", path, len(bad))
     data = AnnotatedData(
-        str(path), texts, np.asarray(labels, dtype=np.int8).reshape(-1, len(VALUES)), rows,
+        str(path), texts, np.asarray(labels, dtype=np.int8).reshape(-1, len(columns)), rows,
         bad, excluded,
     )
     if not len(data):

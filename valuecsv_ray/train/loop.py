@@ -15,21 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from valuecsv_ray.scoring.core import pad_batch
+
 
 def encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
     """Token ids per text, truncated to max_length, not padded (batches pad themselves)."""
     return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-
-
-def collate(ids: Sequence[list[int]], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Pad a batch to its longest member."""
-    width = max(len(x) for x in ids)
-    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for i, x in enumerate(ids):
-        input_ids[i, : len(x)] = torch.tensor(x)
-        mask[i, : len(x)] = 1
-    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
 
 
 def chunks(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
@@ -108,7 +99,7 @@ def train_epoch(
     model.train()
     losses = []
     for idx in chunks(order, batch_size):
-        batch = collate([ids[i] for i in idx], pad_id, device)
+        batch = pad_batch([ids[i] for i in idx], pad_id, device)
         loss = loss_fn(_forward(model, batch), torch.as_tensor(targets[idx]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -130,7 +121,7 @@ def predict_logits(
     by_length = np.argsort([len(ids[i]) for i in indices], kind="stable")
     out: list[torch.Tensor | None] = [None] * len(indices)
     for pos in chunks(by_length, batch_size):
-        logits = _forward(model, collate([ids[indices[p]] for p in pos], pad_id, device)).cpu()
+        logits = _forward(model, pad_batch([ids[indices[p]] for p in pos], pad_id, device)).cpu()
         for p, row in zip(pos, logits, strict=True):
             out[p] = row
     if not out:
@@ -144,10 +135,3 @@ def loss_sums(loss_fn: WeightedLoss, logits: torch.Tensor, targets: np.ndarray) 
         return 0.0, 0.0
     total, norm = loss_fn.sums(logits, torch.as_tensor(targets))
     return float(total), float(norm)
-
-
-def positive_probability(logits: torch.Tensor, multi_label: bool) -> np.ndarray:
-    """P(value expressed): softmax class 1 for a binary head, sigmoid per value otherwise."""
-    if multi_label:
-        return torch.sigmoid(logits).numpy()
-    return torch.softmax(logits, dim=-1)[:, 1].numpy()

@@ -14,18 +14,17 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import ray
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from tqdm import tqdm
 
 from valuecsv_ray import registry
+from valuecsv_ray.cluster import connect
 from valuecsv_ray.config import TrainConfig
-from valuecsv_ray.taxonomy import VALUE_IDS, VALUES
+from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 from valuecsv_ray.train.annotated import AnnotatedData, load_annotated, write_bad_rows
 from valuecsv_ray.train.split import Split, make_split
 from valuecsv_ray.train.worker import FINAL_DIR, MULTILABEL, RESULT_FILE, TaskSpec, train_evaluator
@@ -40,9 +39,10 @@ class TrainingError(RuntimeError):
 def train_all(cfg: TrainConfig) -> Path:
     """Train every task of the job (skipping finished ones) and write manifest.json."""
     path = cfg.registry_dir.resolve()
-    data = load_annotated(cfg.data, skip_bad_rows=cfg.skip_bad_rows, limit=cfg.limit_rows)
+    taxonomy = load_taxonomy(cfg.taxonomy)
+    data = load_annotated(cfg.data, taxonomy, skip_bad_rows=cfg.skip_bad_rows, limit=cfg.limit_rows)
     split = make_split(data.labels, cfg.split_seed, tuple(cfg.split_fractions))
-    job = _job_record(cfg, data, split)
+    job = _job_record(cfg, taxonomy, data, split)
     registry.start_job(path, job)
     registry.write_json(path / registry.SPLIT_FILE, split.to_json())
     if data.bad_rows:
@@ -53,9 +53,9 @@ def train_all(cfg: TrainConfig) -> Path:
     todo = [t for t in cfg.task_ids if t not in done]
     if done:
         log.info("already trained, not retraining: %s", ", ".join(done))
-    if todo and not ray.is_initialized():
-        ray.init()  # joins a running cluster (RAY_ADDRESS / ray start) or starts a local one
-    failures = _fit_all(cfg, path, job, [_task_spec(cfg, t, data, split) for t in todo])
+    if todo:
+        connect()
+    failures = _fit_all(cfg, path, job, [_task_spec(cfg, taxonomy, t, data, split) for t in todo])
     registry.write_manifest(path, cfg.task_ids)
     if failures:
         detail = "\n  ".join(f"{t}: {e}" for t, e in failures.items())
@@ -89,7 +89,7 @@ def _fit_all(cfg: TrainConfig, path: Path, job: dict, specs: list[TaskSpec]) -> 
 def _fit_one(cfg: TrainConfig, spec: TaskSpec) -> tuple[Path, dict]:
     trainer = TorchTrainer(
         train_evaluator,
-        train_loop_config=asdict(spec),
+        train_loop_config=spec.to_config(),
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
                                      resources_per_worker=cfg.worker_resources()),
         run_config=RunConfig(
@@ -111,30 +111,29 @@ def _fit_one(cfg: TrainConfig, spec: TaskSpec) -> tuple[Path, dict]:
     return local / FINAL_DIR, json.loads((local / RESULT_FILE).read_text())
 
 
-def _task_spec(cfg: TrainConfig, task_id: str, data: AnnotatedData, split: Split) -> TaskSpec:
+def _task_spec(cfg: TrainConfig, taxonomy: Taxonomy, task_id: str, data: AnnotatedData,
+               split: Split) -> TaskSpec:
     if task_id == MULTILABEL:
-        value_ids, columns = list(VALUE_IDS), slice(None)
+        value_ids, columns = list(taxonomy.ids), slice(None)
     else:
-        value_ids, columns = [task_id], VALUE_IDS.index(task_id)
+        value_ids, columns = [task_id], taxonomy.ids.index(task_id)
     texts = np.asarray(data.texts, dtype=object)
     return TaskSpec(
         task_id=task_id, value_ids=value_ids,
         texts={p: texts[idx].tolist() for p, idx in split.indices.items()},
         targets={p: data.labels[idx][:, columns].tolist() for p, idx in split.indices.items()},
-        backbone=cfg.backbone, max_length=cfg.max_length, batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
-        warmup_ratio=cfg.warmup_ratio, max_epochs=cfg.max_epochs, patience=cfg.patience,
-        class_weighting=cfg.class_weighting, seed=cfg.seed, torch_threads=cfg.torch_threads,
+        hparams=cfg.hparams,
     )
 
 
-def _job_record(cfg: TrainConfig, data: AnnotatedData, split: Split) -> dict:
+def _job_record(cfg: TrainConfig, taxonomy: Taxonomy, data: AnnotatedData, split: Split) -> dict:
     positives = data.labels.sum(axis=0).tolist()
     return {
         "config": cfg.to_dict(),
+        "taxonomy": taxonomy.to_dict(),
         "data": {"source": data.source, "sha256": data.sha256, "n_samples": len(data),
                  "excluded": data.excluded, "n_bad_rows": len({(b.file, b.row) for b in data.bad_rows}),
-                 "positives": dict(zip((v.id for v in VALUES), positives, strict=True))},
+                 "positives": dict(zip(taxonomy.ids, positives, strict=True))},
         "split": {"seed": split.seed, "fractions": list(split.fractions), "counts": split.counts(),
                   "file": registry.SPLIT_FILE},
         "versions": registry.versions(),

@@ -1,13 +1,14 @@
 """The Ray Train worker: fine-tune one evaluator (one value, or the multi-label model).
 
-    TorchTrainer(train_evaluator, train_loop_config=asdict(task), ...)
+    TorchTrainer(train_evaluator, train_loop_config=task.to_config(), ...)
 
 Each epoch ends with `ray.train.report` and a checkpoint (rank 0 writes it), so a worker
 that dies is restarted by Ray Train from its last epoch, and a job re-run under the same
 name picks up where it stopped. Early stopping watches the loss over the whole validation
 set (each rank scores a shard; the sums are all-reduced). After training, rank 0 restores
-the best weights, picks the decision threshold on validation (max F1), measures the test
-split and reports a `final/` HF folder plus `result.json`.
+the best weights and evaluates them through the engine's scoring path (`train.evaluate`:
+temperature and threshold on validation, metrics and calibration on test), then reports a
+`final/` HF folder plus `result.json`.
 """
 
 from __future__ import annotations
@@ -30,15 +31,9 @@ from safetensors.torch import load_file, save_file
 from transformers import get_linear_schedule_with_warmup
 
 from valuecsv_ray.backbone import load_backbone
-from valuecsv_ray.train.loop import (
-    encode,
-    loss_sums,
-    make_loss,
-    positive_probability,
-    predict_logits,
-    train_epoch,
-)
-from valuecsv_ray.train.metrics import best_f1_threshold, binary_metrics
+from valuecsv_ray.config import Hyperparameters
+from valuecsv_ray.train.evaluate import WindowRule, evaluate_model
+from valuecsv_ray.train.loop import encode, loss_sums, make_loss, predict_logits, train_epoch
 
 MULTILABEL = "multilabel"
 FINAL_DIR = "final"
@@ -47,27 +42,24 @@ RESULT_FILE = "result.json"
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """What one Ray Train run trains; travels to the workers as `train_loop_config`."""
+    """What one Ray Train run trains; travels to the workers as `train_loop_config` (`to_config`)."""
 
     task_id: str  # a value id, or "multilabel"
     value_ids: list[str]  # the model's outputs, in order
     texts: dict[str, list[str]]  # per split part
-    targets: dict[str, list]  # per part: 0/1 per text (binary) or 12 of them (multilabel)
-    backbone: str
-    max_length: int
-    batch_size: int
-    learning_rate: float
-    weight_decay: float
-    warmup_ratio: float
-    max_epochs: int
-    patience: int
-    class_weighting: str
-    seed: int
-    torch_threads: int | None = None
+    targets: dict[str, list]  # per part: 0/1 per text (binary) or one per value (multilabel)
+    hparams: Hyperparameters
 
     @property
     def multi_label(self) -> bool:
         return self.task_id == MULTILABEL
+
+    def to_config(self) -> dict:
+        return {**asdict(self), "hparams": asdict(self.hparams)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> TaskSpec:
+        return cls(**{**config, "hparams": Hyperparameters(**config["hparams"])})
 
 
 @dataclass
@@ -95,24 +87,24 @@ class Progress:
 
 
 def train_evaluator(config: dict) -> None:
-    """Ray Train loop for one task; `config` is `asdict(TaskSpec)`."""
-    spec = TaskSpec(**config)
+    """Ray Train loop for one task; `config` is `TaskSpec.to_config()`."""
+    spec = TaskSpec.from_config(config)
+    hp = spec.hparams
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    if spec.torch_threads:
-        torch.set_num_threads(spec.torch_threads)
-    torch.manual_seed(spec.seed)
-    tokenizer, model = load_backbone(spec.backbone, len(spec.value_ids) if spec.multi_label else 2,
+    if hp.torch_threads:
+        torch.set_num_threads(hp.torch_threads)
+    torch.manual_seed(hp.seed)
+    tokenizer, model = load_backbone(hp.backbone, len(spec.value_ids) if spec.multi_label else 2,
                                      spec.multi_label)
-    ids = {part: encode(tokenizer, texts, spec.max_length) for part, texts in spec.texts.items()}
+    ids = {part: encode(tokenizer, texts, hp.max_length) for part, texts in spec.texts.items()}
     targets = {part: np.asarray(t) for part, t in spec.targets.items()}
     device = ray.train.torch.get_device()
     model = ray.train.torch.prepare_model(model)
     core = getattr(model, "module", model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate,
-                                  weight_decay=spec.weight_decay)
-    steps = math.ceil(len(targets["train"]) // world / spec.batch_size) * spec.max_epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(spec.warmup_ratio * steps), steps)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    steps = math.ceil(len(targets["train"]) // world / hp.batch_size) * hp.max_epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * steps), steps)
     progress, best_state = Progress(), None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
@@ -123,26 +115,26 @@ def train_evaluator(config: dict) -> None:
             progress, best_state = _restore(Path(ckpt), core, optimizer, scheduler)
     progress.attempts.append({"start_epoch": progress.epoch, "at": time.time(), "pid": os.getpid(),
                               "node": socket.gethostname()})
-    loss_fn = make_loss(targets["train"], spec.multi_label, spec.class_weighting)
+    loss_fn = make_loss(targets["train"], spec.multi_label, hp.class_weighting)
     pad_id = tokenizer.pad_token_id
-    while progress.epoch < spec.max_epochs and progress.bad_epochs < spec.patience:
-        rng = np.random.default_rng(spec.seed + progress.epoch)
+    while progress.epoch < hp.max_epochs and progress.bad_epochs < hp.patience:
+        rng = np.random.default_rng(hp.seed + progress.epoch)
         order = _shard(rng.permutation(len(targets["train"])), rank, world, equal=True)
-        train_loss = train_epoch(model, ids["train"], targets["train"], order, spec.batch_size,
+        train_loss = train_epoch(model, ids["train"], targets["train"], order, hp.batch_size,
                                  optimizer, scheduler, loss_fn, device, pad_id)
         train_loss = _all_mean(train_loss)
         val_idx = _shard(np.arange(len(targets["validation"])), rank, world, equal=False)
-        logits = predict_logits(core, ids["validation"], val_idx, spec.batch_size, device, pad_id)
+        logits = predict_logits(core, ids["validation"], val_idx, hp.batch_size, device, pad_id)
         val_loss = _all_sum_ratio(*loss_sums(loss_fn, logits, targets["validation"][val_idx]))
         if progress.record(train_loss, val_loss):
             best_state = {k: v.detach().cpu().clone() for k, v in core.state_dict().items()}
         if rank == 0:
-            print(f"[{spec.task_id}] epoch {progress.epoch}/{spec.max_epochs} "
+            print(f"[{spec.task_id}] epoch {progress.epoch}/{hp.max_epochs} "
                   f"train_loss={train_loss:.4f} val_loss={val_loss:.4f} "
                   f"best_epoch={progress.best_epoch + 1}", flush=True)
         _report_epoch(progress, core, optimizer, scheduler, best_state, rank)
     core.load_state_dict(best_state)
-    _finish(spec, core, tokenizer, ids, targets, progress, device, rank)
+    _finish(spec, core, tokenizer, targets, progress, device, rank)
 
 
 def _shard(indices: np.ndarray, rank: int, world: int, equal: bool) -> np.ndarray:
@@ -192,7 +184,7 @@ def _plain(state: dict) -> dict:
 
 def _restore(ckpt: Path, core, optimizer, scheduler) -> tuple[Progress, dict]:
     core.load_state_dict(load_file(ckpt / "model.safetensors"))
-    state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+    state = torch.load(ckpt / "trainer_state.pt", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     progress = Progress(**json.loads((ckpt / "progress.json").read_text()))
@@ -200,32 +192,23 @@ def _restore(ckpt: Path, core, optimizer, scheduler) -> tuple[Progress, dict]:
     return progress, load_file(ckpt / "best.safetensors")
 
 
-def _finish(spec: TaskSpec, core, tokenizer, ids, targets, progress, device, rank: int) -> None:
-    """Rank 0: thresholds on validation, metrics on test, the final HF folder."""
+def _finish(spec: TaskSpec, core, tokenizer, targets, progress, device, rank: int) -> None:
+    """Rank 0: temperatures, thresholds, test metrics and calibration through the engine's scoring
+    path (`train.evaluate`), then the final HF folder."""
     if rank != 0:
         ray.train.report({"final": True})
         return
-    probs = {
-        part: positive_probability(
-            predict_logits(core, ids[part], np.arange(len(targets[part])), spec.batch_size,
-                           device, tokenizer.pad_token_id), spec.multi_label)
-        for part in ("validation", "test")
-    }
-    evaluators = {}
-    for j, value_id in enumerate(spec.value_ids):
-        truth = {p: targets[p][:, j] if spec.multi_label else targets[p] for p in probs}
-        prob = {p: probs[p][:, j] if spec.multi_label else probs[p] for p in probs}
-        threshold = best_f1_threshold(truth["validation"], prob["validation"])
-        evaluators[value_id] = {
-            "threshold": threshold, "metrics": binary_metrics(truth["test"], prob["test"], threshold),
-        }
+    hp = spec.hparams
+    rule = WindowRule.of(hp.max_length, hp.stride, hp.aggregate)
+    evaluation = evaluate_model(core, tokenizer, spec.value_ids, spec.multi_label, spec.texts, targets, rule,
+                                device, hp.eval_token_budget, seed=hp.seed)
     labels = spec.value_ids if spec.multi_label else [f"not_{spec.value_ids[0]}", spec.value_ids[0]]
     core.config.id2label = dict(enumerate(labels))
     core.config.label2id = {label: i for i, label in enumerate(labels)}
     result = {
-        "task_id": spec.task_id, "evaluators": evaluators, "train_start": progress.started_at,
+        "task_id": spec.task_id, **evaluation, "train_start": progress.started_at,
         "train_end": time.time(), "epochs_run": progress.epoch, "best_epoch": progress.best_epoch,
-        "best_val_loss": progress.best_val_loss, "stopped_early": progress.epoch < spec.max_epochs,
+        "best_val_loss": progress.best_val_loss, "stopped_early": progress.epoch < hp.max_epochs,
         "history": progress.history, "attempts": progress.attempts,
     }
     with tempfile.TemporaryDirectory() as tmp:
