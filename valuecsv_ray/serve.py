@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # the engine (torch) loads in replicas only, not in Serve's p
 
 TOKEN_ENV = "VALUECSV_SERVE_TOKEN"
 HEALTH_TEXT = "健康检查：这是一段用于检查模型能否推理的文本。"
-REPLICA_LOST_RETRY_AFTER_S = 2  # a replica restart takes seconds; clients back off beyond it
+RETRY_AFTER_S = 2  # Retry-After of the proxy's 503s (a replica restarts in seconds); clients back off
 # What str.strip() removes (Python's whitespace): a text must hold some other character.
 BLANK = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
          "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
@@ -353,7 +353,8 @@ class ProxyErrors:
 
     Ray 2.60's proxy sends nothing for a request whose replica died mid-flight (uvicorn then
     answers a bare 500): answer 503 with Retry-After instead, as Serve is restarting the replica.
-    The proxy's own plain-text 408 and 503 become `Error` bodies, keeping their headers.
+    The proxy's own plain-text 408 and 503 (queue full) become `Error` bodies, keeping their
+    headers; a 503 without Retry-After gets one.
     """
 
     def __init__(self, app: ASGIApp):
@@ -375,9 +376,11 @@ class ProxyErrors:
             elif held is not None and message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
-                    kept = {bytes(k).decode(): bytes(v).decode() for k, v in held.get("headers", [])
+                    kept = {bytes(k).decode().lower(): bytes(v).decode() for k, v in held.get("headers", [])
                             if bytes(k).lower() not in (b"content-type", b"content-length")}
-                    text = b"".join(chunks).decode(errors="replace").strip() or "unavailable"
+                    if held["status"] == 503:
+                        kept.setdefault("retry-after", str(RETRY_AFTER_S))
+                    text = b"".join(chunks).decode(errors="replace").strip().rstrip(".") or "unavailable"
                     answer = error_response(held["status"], f"{text}; retry later", headers=kept)
                     await answer(scope, receive, send)
                 return
@@ -387,7 +390,7 @@ class ProxyErrors:
         if not started:
             await error_response(
                 503, "the replica serving this request stopped and Serve is restarting it: retry after "
-                     "Retry-After seconds", headers={"Retry-After": str(REPLICA_LOST_RETRY_AFTER_S)},
+                     "Retry-After seconds", headers={"Retry-After": str(RETRY_AFTER_S)},
             )(scope, receive, send)
 
 

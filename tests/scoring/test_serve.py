@@ -261,32 +261,61 @@ def test_cli_score_queries_the_endpoint(served, taxonomy):
     assert denied.exit_code == 1 and "401" in denied.output and "--token" in denied.output
 
 
+def test_a_full_queue_answers_503_in_the_error_shape(served):
+    """Serve's proxy answers a full queue (max_queued_requests) itself, in plain text; `ProxyErrors`
+    (installed through controller_options) turns it into an Error body with Retry-After."""
+    from ray import serve
+
+    app = app_builder({"registry": str(served), **LIMITS, "max_batch_size": 1, "max_ongoing_requests": 1,
+                       "max_queued_requests": 1})
+    serve.run(app, name="busy", route_prefix="/busy")
+    try:
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            answers = list(pool.map(lambda _: _request("/busy/v1/score", {"texts": TEXTS}), range(12)))
+    finally:
+        serve.delete("busy")
+    busy = [(error, headers) for status, error, headers in answers if status == 503]
+    assert busy and {status for status, _, _ in answers} <= {200, 503}, [a[:2] for a in answers]
+    for error, headers in busy:
+        assert set(error) == ERROR_KEYS and "max_queued_requests" in error["message"], error
+        assert headers["Content-Type"] == "application/json" and int(headers["Retry-After"]) > 0
+
+
 def test_killed_replica_answers_503_with_retry_after_and_clients_retry_through(served):
-    """Serve's proxy drops the requests of a replica that dies; `ProxyErrors` (installed through
-    controller_options) answers them 503 + Retry-After instead of a bare 500 while Serve restarts it."""
+    """Serve's proxy drops the requests of a replica that dies (a bare 500); `ProxyErrors` answers
+    them 503 + Retry-After while Serve restarts the replica, and retrying clients get through."""
     import ray
 
     (replica,) = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
                   if a["name"].startswith("SERVE_REPLICA::valuecsv#")]
-    stop, seen = threading.Event(), []
     body = {"texts": [f"text {i}: " + "neighbours help each other. " * 16 for i in range(8)]}  # < 4096 bytes
+    stop, raw, retried = threading.Event(), [], []
+    policy = RetryPolicy(attempts=10, base_delay_s=0.5, max_delay_s=5)
 
-    def load():
+    def send_raw():  # no retries: what the server answers
         while not stop.is_set():
             status, _, headers = _request("/v1/score", body)
-            seen.append((status, headers.get("Retry-After")))
+            raw.append((time.monotonic(), status, headers.get("Retry-After")))
 
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        for _ in range(6):
-            pool.submit(load)
+    def send_retrying():  # what a client of scoring.client sees
+        while not stop.is_set():
+            retried.append(len(score_texts(URL, body["texts"], TOKEN, policy)))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        running = [pool.submit(fn) for fn in (send_raw, send_raw, send_retrying, send_retrying)]
         time.sleep(1.0)
+        killed = time.monotonic()
         ray.kill(ray.get_actor(replica, namespace="serve"), no_restart=True)
-        retried = score_texts(URL, TEXTS, TOKEN, RetryPolicy(attempts=12, base_delay_s=0.5, max_delay_s=5))
+        deadline = killed + 120
+        while time.monotonic() < deadline and not any(t > killed + 1 and s == 200 for t, s, _ in raw):
+            time.sleep(0.5)  # until a request sent after the kill is answered by the new replica
         stop.set()
-    statuses = {status for status, _ in seen}
-    assert len(retried) == len(TEXTS)
+        for future in running:
+            future.result()  # a retrying client raised nothing
+    statuses = {status for _, status, _ in raw}
     assert 500 not in statuses and statuses <= {200, 503}, statuses
-    assert any(status == 503 and retry_after for status, retry_after in seen), seen
+    assert any(status == 503 and retry_after for _, status, retry_after in raw), raw
+    assert retried and set(retried) == {8}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

@@ -43,12 +43,23 @@ import pyarrow.parquet as pq
 import ray
 from ray.data.datasource import FileBasedDatasource
 
+from valuecsv_ray.audit.outputs import (
+    QUARANTINE,
+    SCORES,
+    STATS,
+    SUMMARY,
+    AuditError,
+    done_hashes,
+    row_hashes,
+    start_record,
+    summarize,
+)
 from valuecsv_ray.audit.paths import expand_inputs
 from valuecsv_ray.audit.readers import read_stream
 from valuecsv_ray.audit.schema import QUARANTINE_SCHEMA, label_column, prob_column, score_schema
 from valuecsv_ray.audit.stats import stats_pass
 from valuecsv_ray.cluster import connect
-from valuecsv_ray.config import AUDIT_RUNTIME_KEYS, AuditConfig, InputSpec, changed_settings
+from valuecsv_ray.config import AuditConfig, InputSpec
 from valuecsv_ray.registry import Registry, load_registry
 from valuecsv_ray.taxonomy import Taxonomy
 
@@ -56,12 +67,6 @@ if TYPE_CHECKING:
     from valuecsv_ray.scoring.engine import EnsembleScores, EnsembleTokenizer
 
 log = logging.getLogger(__name__)
-SCORES, QUARANTINE, STATS = "scores", "quarantine", "stats"
-SUMMARY, RECORD = "summary.json", "audit.json"
-
-
-class AuditError(RuntimeError):
-    """An audit that cannot start or whose output does not add up."""
 
 
 @dataclass(frozen=True)
@@ -102,12 +107,6 @@ def _without_scheme(path: str) -> str:
 def read_corpus(paths: list[str], cfg: AuditConfig) -> ray.data.Dataset:
     source = CorpusDatasource(paths, cfg.input, cfg.read_chunk_rows)
     return ray.data.read_datasource(source, num_cpus=0.5)
-
-
-def row_hashes(row_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """64-bit hashes of row ids (for the resume filter: 8 bytes per done row)."""
-    return np.array([int.from_bytes(hashlib.blake2b(r.encode(), digest_size=8).digest(), "little",
-                                    signed=True) for r in row_ids.to_pylist()], dtype=np.int64)
 
 
 def _drop_done(batch: pa.Table, done: np.ndarray) -> pa.Table:
@@ -206,8 +205,8 @@ def score_corpus(cfg: AuditConfig, registry: Registry) -> dict:
     started = time.time()
     paths = expand_inputs(list(cfg.inputs))
     out = Path(cfg.out)
-    _start_record(out, cfg, paths, registry.registry_id)
-    done = np.unique(np.concatenate([_done_hashes(out / SCORES), _done_hashes(out / QUARANTINE)]))
+    start_record(out, cfg, paths, registry.registry_id)
+    done = np.unique(np.concatenate([done_hashes(out / SCORES), done_hashes(out / QUARANTINE)]))
     if len(done):
         log.info("resuming %s: %d rows already done are skipped", out, len(done))
     connect()
@@ -265,61 +264,4 @@ def _score(todo: ray.data.Dataset, cfg: AuditConfig) -> ray.data.Dataset:
         num_gpus=cfg.gpus_per_actor or None, batch_size=cfg.batch_size, batch_format="pyarrow")
 
 
-def _start_record(out: Path, cfg: AuditConfig, paths: list[str], registry_id: str) -> None:
-    """Write audit.json, or check that a resumed audit scores the same inputs the same way."""
-    record = {"config": cfg.to_dict(), "inputs": paths, "registry_id": registry_id}
-    path = out / RECORD
-    if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        changed = changed_settings(old["config"], record["config"], AUDIT_RUNTIME_KEYS)
-        changed += [k for k in ("inputs", "registry_id") if old.get(k) != record[k]]
-        if changed:
-            raise AuditError(f"{out} holds an audit with other settings ({', '.join(changed)}): resume "
-                             "with the same inputs and registry, or choose a new --out folder")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
-
-
-def _done_hashes(folder: Path) -> np.ndarray:
-    """Hashes of row ids already written; removes Parquet files cut off by an interruption."""
-    hashes = []
-    for leftover in folder.glob("*.tmp") if folder.is_dir() else []:  # a quarantine write cut off
-        leftover.unlink()
-    for file in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
-        try:
-            hashes.append(row_hashes(pq.read_table(file, columns=["row_id"])["row_id"]))
-        except (pa.ArrowInvalid, OSError) as e:
-            log.warning("removing %s, cut off by an interruption (%s); its rows are redone", file, e)
-            file.unlink()
-    return np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64)
-
-
-def summarize(out: Path, rows_in: int) -> dict:
-    """Counts from the written outputs: scored, quarantined (by reason), per model, duplicates."""
-    scores = _read(out / SCORES, ["row_id", "model"])
-    quarantine = _read(out / QUARANTINE, ["row_id", "reason"])
-    ids = pa.concat_arrays([scores["row_id"].combine_chunks(), quarantine["row_id"].combine_chunks()])
-    return {
-        "rows_in": rows_in, "rows_scored": scores.num_rows, "rows_quarantined": quarantine.num_rows,
-        "duplicates": len(ids) - len(pc.unique(ids)),
-        "quarantine_reasons": _counts(quarantine["reason"]), "rows_per_model": _counts(scores["model"]),
-    }
-
-
-def _read(folder: Path, columns: list[str]) -> pa.Table:
-    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-    tables = [pq.read_table(f, columns=columns) for f in files]
-    if not tables:
-        return pa.table({c: pa.array([], type=pa.string()) for c in columns})
-    return pa.concat_tables(tables)
-
-
-def _counts(column: pa.ChunkedArray) -> dict[str, int]:
-    # reasons carry details after ':' (e.g. the JSON error): count by the reason's kind
-    kinds = [str(v).split(":")[0] for v in column.to_pylist()]
-    names, counts = np.unique(np.array(kinds, dtype=object), return_counts=True) if kinds else ([], [])
-    return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
-
-
-__all__ = ["AuditError", "AuditResult", "run_audit", "score_corpus", "summarize", "score_table"]
+__all__ = ["AuditError", "AuditResult", "run_audit", "score_corpus", "score_table"]
