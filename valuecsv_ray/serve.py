@@ -53,7 +53,6 @@ RETRY_AFTER_S = 2  # Retry-After of the proxy's 503s (a replica restarts in seco
 BLANK = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
          "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in BLANK) + "]"  # portable: ECMA, Python, Rust
-_BLANK_MSG = "must hold a non-whitespace character"
 _LIMIT_ERRORS = {"too_long", "string_too_long"}  # over max_texts_per_request / max_text_chars
 _BEARER = HTTPBearer(auto_error=False, description=f"the server's token (args.token or ${TOKEN_ENV})")
 logger = logging.getLogger(__name__)
@@ -106,7 +105,7 @@ class Error(BaseModel):
     errors: list[FieldError] = Field(default_factory=list, description="per-field problems (413, 422)")
 
 
-class Label(BaseModel):
+class ValueLabel(BaseModel):
     id: str = Field(description="key of this value in `probs` and `labels`")
     en: str
     zh: str
@@ -121,7 +120,7 @@ class Values(BaseModel):
     title: str
     group_kind: str = Field(description="what a group is, e.g. 'level'")
     groups: list[str]
-    labels: list[Label]
+    labels: list[ValueLabel]
 
 
 class Health(BaseModel):
@@ -163,13 +162,15 @@ def error_response(status: int, message: str, errors: list[FieldError] | None = 
 
 def _statuses(args: ServeArgs, authed: bool, body: bool = False) -> dict:
     """OpenAPI `responses` of a route (all with the Error body): every status it can answer."""
-    texts = (f"more than {args.max_texts_per_request} texts, a text over {args.max_text_chars} characters, "
-             "or " if body else "")
+    limits = f"a body over {args.max_body_bytes} bytes"
+    if body:
+        limits = (f"more than {args.max_texts_per_request} texts, a text over {args.max_text_chars} "
+                  f"characters, or {limits}")
     said = {
         400: ("the body is not UTF-8 JSON", None),
         401: ("missing or wrong Bearer token", {"WWW-Authenticate": "Bearer"}),
         408: ("the request waited longer than the server's request_timeout_s; retry later", None),
-        413: (f"over this server's limits: {texts}a body over {args.max_body_bytes} bytes", None),
+        413: (f"over this server's limits: {limits}", None),
         422: ("the body does not match the request schema; `errors` says where", None),
         500: ("an unexpected error in the server (a bug: see the replica's log)", None),
         503: ("busy (queue full) or restarting: retry after Retry-After seconds", {"Retry-After": "seconds"}),
@@ -193,14 +194,21 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 def _validation_error(args: ServeArgs):
     async def handle(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [FieldError(loc=list(e["loc"]), type=e["type"], msg=_BLANK_MSG
-                             if e["type"] == "string_pattern_mismatch" else e["msg"]) for e in exc.errors()]
+        errors = [FieldError(loc=list(e["loc"]), type=e["type"], msg=_message(e)) for e in exc.errors()]
         if errors and all(e.type in _LIMIT_ERRORS for e in errors):
             return error_response(413, f"over this server's limits ({args.max_texts_per_request} texts per "
                                        f"request, {args.max_text_chars} characters per text): send fewer or "
                                        "shorter texts", errors)
         return error_response(422, "the body does not match the request schema (see /openapi.json)", errors)
     return handle
+
+
+def _message(error: dict) -> str:
+    if error["type"] == "string_pattern_mismatch":  # pydantic's message spells out NOT_BLANK
+        return "must hold a non-whitespace character"
+    if error["type"] == "json_invalid":
+        return f"not JSON: {error.get('ctx', {}).get('error', 'decode error')}"
+    return error["msg"]
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

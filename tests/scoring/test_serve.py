@@ -261,19 +261,48 @@ def test_cli_score_queries_the_endpoint(served, taxonomy):
     assert denied.exit_code == 1 and "401" in denied.output and "--token" in denied.output
 
 
-def test_a_full_queue_answers_503_in_the_error_shape(served):
-    """Serve's proxy answers a full queue (max_queued_requests) itself, in plain text; `ProxyErrors`
-    (installed through controller_options) turns it into an Error body with Retry-After."""
+OTHER_TAXONOMY = {
+    "name": "virtues", "title": "Three virtues", "group_kind": "facet", "groups": ["heart", "hand"],
+    "labels": [{"id": "care", "en": "Care", "zh": "关怀", "group": "heart", "column": "care"},
+               {"id": "candour", "en": "Candour", "zh": "坦诚", "group": "heart", "column": "cand"},
+               {"id": "craft", "en": "Craft", "zh": "匠心", "group": "hand", "column": "craft"}],
+}
+
+
+@pytest.fixture(scope="module")
+def other_app(served, tmp_path_factory):
+    """A second app: a registry of another taxonomy, one request at a time and one waiting."""
     from ray import serve
 
-    app = app_builder({"registry": str(served), **LIMITS, "max_batch_size": 1, "max_ongoing_requests": 1,
+    from valuecsv_ray.synthetic import random_registry
+    from valuecsv_ray.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.from_dict(OTHER_TAXONOMY)
+    registry = random_registry(tmp_path_factory.mktemp("other") / "virtues", taxonomy=taxonomy)
+    app = app_builder({"registry": str(registry), **LIMITS, "max_batch_size": 1, "max_ongoing_requests": 1,
                        "max_queued_requests": 1})
-    serve.run(app, name="busy", route_prefix="/busy")
-    try:
-        with ThreadPoolExecutor(max_workers=12) as pool:
-            answers = list(pool.map(lambda _: _request("/busy/v1/score", {"texts": TEXTS}), range(12)))
-    finally:
-        serve.delete("busy")
+    serve.run(app, name="other", route_prefix="/other")
+    yield taxonomy
+    serve.delete("other")
+
+
+def test_the_api_follows_the_served_registrys_taxonomy(other_app):
+    status, values, _ = _request("/other/v1/values")
+    assert status == 200 and values == OTHER_TAXONOMY
+    status, body, _ = _request("/other/v1/score", {"texts": TEXTS[:2]})
+    assert status == 200 and len(body["results"]) == 2, body
+    assert [list(r["probs"]) for r in body["results"]] == [["care", "candour", "craft"]] * 2
+    assert list(body["results"][0]["groups"]) == ["heart", "hand"]
+    spec = _request("/other/openapi.json")[1]["components"]["schemas"]
+    assert list(spec["Probs"]["properties"]) == ["care", "candour", "craft"]
+    assert list(spec["Groups"]["properties"]) == ["heart", "hand"]
+
+
+def test_a_full_queue_answers_503_in_the_error_shape(other_app):
+    """Serve's proxy answers a full queue (max_queued_requests) itself, in plain text; `ProxyErrors`
+    (installed through controller_options) turns it into an Error body with Retry-After."""
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda _: _request("/other/v1/score", {"texts": TEXTS}), range(12)))
     busy = [(error, headers) for status, error, headers in answers if status == 503]
     assert busy and {status for status, _, _ in answers} <= {200, 503}, [a[:2] for a in answers]
     for error, headers in busy:

@@ -87,9 +87,9 @@ def registry_show(path: str) -> None:
 
     reg = _run_or_exit(lambda: load_registry(path))
     m = reg.manifest
-    click.echo(f"registry {reg.registry_id}  mode={m['mode']}  backbone={m['backbone']}  "
-               f"data sha256={m['data']['sha256'][:12]}  split seed={m['split']['seed']} "
-               f"{m['split']['counts']}\n")
+    click.echo(f"registry {reg.registry_id}  taxonomy={reg.taxonomy.name}  mode={m['mode']}  "
+               f"backbone={m['backbone']}  data sha256={m['data']['sha256'][:12]}  "
+               f"split seed={m['split']['seed']} {m['split']['counts']}\n")
     click.echo(format_metrics_table(metrics_table(m)))
 
 

@@ -70,18 +70,17 @@ class _Transient(Exception):
         self.reason, self.advice, self.retry_after = reason, advice, retry_after
 
 
-def score_texts(url: str, texts: Sequence[str], token: str | None = None, retry: RetryPolicy = RetryPolicy(),
-                sleep: Callable[[float], None] = time.sleep) -> list[dict]:
+def score_texts(url: str, texts: Sequence[str], token: str | None = None,
+                retry: RetryPolicy = RetryPolicy()) -> list[dict]:
     """Per text, the server's scores (probs, labels, groups, windows), in input order."""
-    answer = request_json(url.rstrip("/") + "/v1/score", {"texts": list(texts)}, token, retry, sleep)
-    return answer["results"]
+    return request_json(url.rstrip("/") + "/v1/score", {"texts": list(texts)}, token, retry)["results"]
 
 
 def request_json(url: str, body: dict | None = None, token: str | None = None,
-                 retry: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep) -> dict:
+                 retry: RetryPolicy = RetryPolicy()) -> dict:
     """GET `url` (or POST `body` as JSON) and decode the JSON answer, retrying transient failures."""
-    started = time.monotonic()
-    for attempt in range(1, retry.attempts + 1):
+    started, attempt = time.monotonic(), 1
+    while True:
         try:
             return _once(url, body, token, retry.timeout_s)
         except _Transient as e:
@@ -93,10 +92,10 @@ def request_json(url: str, body: dict | None = None, token: str | None = None,
                 raise EndpointError(f"{url}: {e.reason} and asks to retry after {e.retry_after:.0f} s; "
                                     f"{e.advice}") from None
             wait = retry.delay(attempt - 1, e.retry_after)
-            logger.warning("%s: %s; retrying in %.1f s (try %d of %d)", url, e.reason, wait, attempt + 1,
+            attempt += 1
+            logger.warning("%s: %s; retrying in %.1f s (try %d of %d)", url, e.reason, wait, attempt,
                            retry.attempts)
-            sleep(wait)
-    raise AssertionError("unreachable")
+            time.sleep(wait)
 
 
 def _once(url: str, body: dict | None, token: str | None, timeout_s: float) -> dict:

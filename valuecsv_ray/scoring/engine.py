@@ -104,22 +104,23 @@ class EnsembleTokenizer:
         self.taxonomy = registry.taxonomy
         self.value_ids = self.taxonomy.ids
         self.groups: list[dict] = []  # tokenizer, max_length, stride, folders: [(column, folder, output)]
-        by_key: dict[tuple, dict] = {}
-        self.aggregates: list[str] = []
+        self.aggregates: list[str] = []  # per column
+        tokenizers: dict[str, object] = {}  # by tokenizer fingerprint: each loaded once
+        groups: dict[tuple, dict] = {}  # by (fingerprint, max_length, stride)
         for column, value_id in enumerate(self.value_ids):
             ev = registry.manifest["evaluators"][value_id]
             folder = registry.path / ev["path"]
             fingerprint = _tokenizer_fingerprint(folder)
-            tokenizer = by_key[fingerprint]["tokenizer"] if fingerprint in by_key else \
-                AutoTokenizer.from_pretrained(folder)
-            by_key.setdefault(fingerprint, {"tokenizer": tokenizer})
+            if fingerprint not in tokenizers:
+                tokenizers[fingerprint] = AutoTokenizer.from_pretrained(folder)
+            tokenizer = tokenizers[fingerprint]
             max_length, recorded_stride, how = window_rule(registry, value_id, folder, tokenizer)
             key = (fingerprint, max_length, stride or recorded_stride)
-            if key not in by_key:
-                by_key[key] = {"tokenizer": tokenizer, "max_length": max_length, "stride": key[2],
+            if key not in groups:
+                groups[key] = {"tokenizer": tokenizer, "max_length": max_length, "stride": key[2],
                                "folders": []}
-                self.groups.append(by_key[key])
-            by_key[key]["folders"].append((column, folder, ev["output_index"]))
+                self.groups.append(groups[key])
+            groups[key]["folders"].append((column, folder, ev["output_index"]))
             self.aggregates.append(how)
         self.max_length = min(g["max_length"] for g in self.groups)
         self.stride = min(g["stride"] for g in self.groups)
