@@ -170,6 +170,7 @@ def serve_cmd(host: str, port: int, address: str | None, **flags) -> None:
     from valuecsv_ray.config import serve_config
     from valuecsv_ray.registry import load_registry
     from valuecsv_ray.serve import TOKEN_ENV, app_builder
+    from valuecsv_ray.serve.proxy import controller_options
 
     try:
         cfg = serve_config(given(flags))
@@ -177,7 +178,7 @@ def serve_cmd(host: str, port: int, address: str | None, **flags) -> None:
         raise click.UsageError(str(e)) from e
     _run_or_exit(lambda: load_registry(cfg.registry))
     connect(address)
-    serve.start(http_options={"host": host, "port": port})
+    serve.start(http_options={"host": host, "port": port}, controller_options=controller_options())
     app = app_builder(cfg.to_dict())
     guard = "Bearer token required" if os.environ.get(TOKEN_ENV) else "no token set"
     click.echo(f"serving {cfg.registry} at http://{host}:{port}/v1/score ({guard}); docs at /docs")
@@ -198,18 +199,20 @@ def score_cmd(texts: tuple[str, ...], registry: str | None, url: str, token: str
         engine = _run_or_exit(lambda: Ensemble.from_registry(registry))
         results, labels = engine.score(list(texts)).to_records(), list(engine.taxonomy.labels)
     else:
-        results = _query(url, list(texts), token)
-        ids = list(results[0]["probs"]) if results else []
-        labels = [Label(i, i, "", "", i) for i in ids]  # names come from /v1/values where served
+        results, labels = _query(url, list(texts), token)
     click.echo(format_scores(list(texts), results, labels))
 
 
-def _query(url: str, texts: list[str], token: str | None) -> list[dict]:
-    """The endpoint's scores; retries while it is busy or restarting, exits 1 with a message otherwise."""
-    from valuecsv_ray.scoring.client import EndpointError, score_texts
+def _query(url: str, texts: list[str], token: str | None) -> tuple[list[dict], list[Label]]:
+    """The endpoint's scores and its values (/v1/values); retries while it is busy or restarting,
+    exits 1 with a message otherwise."""
+    from valuecsv_ray.scoring.client import EndpointError, request_json, score_texts
 
     try:
-        return score_texts(url, texts, token)
+        results = score_texts(url, texts, token)
+        values = request_json(url.rstrip("/") + "/v1/values", token=token)
+        return results, [Label(**{k: v[k] for k in ("id", "en", "zh", "group", "column")})
+                         for v in values["labels"]]
     except EndpointError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)

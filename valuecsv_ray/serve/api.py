@@ -1,54 +1,38 @@
-"""The Ray Serve application: one deployment holding a registry's ensemble behind a FastAPI app.
+"""The endpoint's HTTP API: request and response models, one error shape, limits and token.
 
-    serve run serve_configs/ensemble.yaml          # import_path: valuecsv_ray.serve:app_builder
-    curl -X POST 127.0.0.1:8000/v1/score -H "Authorization: Bearer $TOKEN" \
-         -H 'Content-Type: application/json' -d '{"texts": ["一段文本"]}'
+    api = build_api(replica)      # per replica, from its ServeConfig and registry
 
-Each replica builds its FastAPI app when it starts (`__serve_build_asgi_app__`), from its args and
-its registry, so /openapi.json states what this server enforces: the registry's value ids and
-groups, texts per request and characters per text (`maxItems`, `maxLength`: over them, 413),
-non-blank texts (`pattern`: 422), the body-size limit (413) and, per route, every status it can
-answer. Every error body has one shape, `Error` ({status, message, errors}).
-
-Statuses: 401 without the Bearer token (when one is configured), 413 over a limit, 422 for a
-malformed body, 400 for a body that is not UTF-8 JSON, 503 with Retry-After when the queue is full
-(`max_queued_requests`) or the replica is restarting, 408 after `http_options.request_timeout_s`.
-Serve's proxy answers 408/503 itself, in plain text, and drops a request whose replica dies (a
-bare 500 from uvicorn); `proxy_middlewares` turns those into `Error` bodies and that 500 into a
-503 with Retry-After, once the Serve controller is started with `controller_options()`.
-
-Requests from many clients are gathered by `@serve.batch` (size and wait from the YAML's
-`user_config`) into one `Ensemble.score` call.
+Each replica builds its FastAPI app when it starts, from its settings and its registry, so
+/openapi.json states what this server enforces: the registry's value ids and groups, texts per
+request and characters per text (`maxItems`, `maxLength`: over them, 413), non-blank texts
+(`pattern`: 422), the body-size limit (413) and, per route, every status it can answer. Every
+error body has one shape, `Error` ({status, message, errors}). No torch here. No
+`from __future__ import annotations`: FastAPI resolves the routes' (local) body models at runtime.
 """
 
 import hmac
 import logging
-import os
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
-from ray import serve
-from ray.serve import Application
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from typing_extensions import TypedDict
 
+from valuecsv_ray.config import ServeConfig
 from valuecsv_ray.taxonomy import Taxonomy
 
-if TYPE_CHECKING:  # the engine (torch) loads in replicas only, not in Serve's proxy
-    from valuecsv_ray.scoring.engine import Ensemble
+if TYPE_CHECKING:
+    from valuecsv_ray.serve import EnsembleDeployment
 
 TOKEN_ENV = "VALUECSV_SERVE_TOKEN"
 HEALTH_TEXT = "健康检查：这是一段用于检查模型能否推理的文本。"
-RETRY_AFTER_S = 2  # Retry-After of the proxy's 503s (a replica restarts in seconds); clients back off
 # What str.strip() removes (Python's whitespace): a text must hold some other character.
 BLANK = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
          "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
@@ -56,36 +40,6 @@ NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in BLANK) + "]"  # portable:
 _LIMIT_ERRORS = {"too_long", "string_too_long"}  # over max_texts_per_request / max_text_chars
 _BEARER = HTTPBearer(auto_error=False, description=f"the server's token (args.token or ${TOKEN_ENV})")
 logger = logging.getLogger(__name__)
-
-
-class ServeArgs(BaseModel):
-    """Arguments of the app builder (`args:` in serve_configs/*.yaml); unknown keys are refused."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    registry: str = Field(description="registry folder written by `valuecsv-ray train`")
-    token: str | None = Field(None, description=f"Bearer token; default: ${TOKEN_ENV}, none = open")
-    max_texts_per_request: int = Field(64, ge=1, description="more texts in one request: 413")
-    max_body_bytes: int = Field(1_000_000, ge=1024, description="larger request bodies: 413")
-    max_text_chars: int = Field(100_000, ge=1, description="longer single texts: 413")
-    token_budget: int = Field(16384, ge=512, description="tokens per forward batch in the engine")
-    device: str | None = Field(None, description="'cpu', 'cuda'; default: cuda when present")
-    max_batch_size: int = Field(32, ge=1, description="requests gathered into one engine call")
-    batch_wait_timeout_s: float = Field(0.01, ge=0, description="how long a batch waits to fill")
-    max_ongoing_requests: int = Field(128, ge=1, description="requests a replica holds at once "
-                                      "(>= max_batch_size, so batches can fill)")
-    max_queued_requests: int = Field(256, ge=1, description="requests waiting beyond this get 503")
-
-    @model_validator(mode="after")
-    def _batches_can_fill(self) -> "ServeArgs":
-        if self.max_ongoing_requests < self.max_batch_size:
-            raise ValueError(f"max_ongoing_requests ({self.max_ongoing_requests}) must be >= "
-                             f"max_batch_size ({self.max_batch_size}), or batches never fill")
-        return self
-
-    def batching(self) -> dict:
-        """The deployment's user_config: changeable by `serve deploy` without a restart."""
-        return {"max_batch_size": self.max_batch_size, "batch_wait_timeout_s": self.batch_wait_timeout_s}
 
 
 # ---- the API's models: errors (one shape), request and responses (built per registry and args)
@@ -129,7 +83,7 @@ class Health(BaseModel):
     inference_ms: float = Field(description="time of one test inference")
 
 
-def request_model(args: ServeArgs) -> type[BaseModel]:
+def request_model(args: ServeConfig) -> type[BaseModel]:
     """The /v1/score body, with this server's limits as schema constraints."""
     text = Annotated[str, StringConstraints(min_length=1, max_length=args.max_text_chars, pattern=NOT_BLANK)]
     return create_model(
@@ -160,7 +114,7 @@ def error_response(status: int, message: str, errors: list[FieldError] | None = 
                         status_code=status, headers=headers)
 
 
-def _statuses(args: ServeArgs, authed: bool, body: bool = False) -> dict:
+def _statuses(args: ServeConfig, authed: bool, body: bool = False) -> dict:
     """OpenAPI `responses` of a route (all with the Error body): every status it can answer."""
     limits = f"a body over {args.max_body_bytes} bytes"
     if body:
@@ -192,7 +146,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return error_response(exc.status_code, str(exc.detail), getattr(exc, "errors", None), exc.headers)
 
 
-def _validation_error(args: ServeArgs):
+def _validation_error(args: ServeConfig):
     async def handle(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [FieldError(loc=list(e["loc"]), type=e["type"], msg=_message(e)) for e in exc.errors()]
         if errors and all(e.type in _LIMIT_ERRORS for e in errors):
@@ -307,128 +261,3 @@ def build_api(replica: "EnsembleDeployment") -> FastAPI:
     return api
 
 
-# ---- the deployment
-
-
-def score_requests(engine: "Ensemble", requests: list[list[str]]) -> list[tuple[list[dict], int]]:
-    """Score several requests in one engine call; split the results back per request."""
-    flat = [text for texts in requests for text in texts]
-    records = engine.score(flat).to_records()
-    out, start = [], 0
-    for texts in requests:
-        out.append((records[start : start + len(texts)], len(requests)))
-        start += len(texts)
-    return out
-
-
-@serve.deployment(ray_actor_options={"num_cpus": 1})
-@serve.ingress()
-class EnsembleDeployment:
-    """One replica holding all evaluators of a registry; its app comes from `build_api`."""
-
-    def __init__(self, args: dict):
-        from valuecsv_ray.scoring.engine import Ensemble
-
-        self.args = ServeArgs(**args)
-        self.engine = Ensemble.from_registry(self.args.registry, device=self.args.device,
-                                             token_budget=self.args.token_budget)
-        self.token = self.args.token or os.environ.get(TOKEN_ENV) or None
-
-    def __serve_build_asgi_app__(self) -> FastAPI:
-        return build_api(self)
-
-    def reconfigure(self, user_config: dict) -> None:
-        """`user_config` in the YAML: max_batch_size, batch_wait_timeout_s (no restart)."""
-        batching = ServeArgs(**{**self.args.model_dump(), **user_config}).batching()
-        self.score_batch.set_max_batch_size(int(batching["max_batch_size"]))
-        self.score_batch.set_batch_wait_timeout_s(float(batching["batch_wait_timeout_s"]))
-
-    @serve.batch(max_batch_size=ServeArgs.model_fields["max_batch_size"].default,
-                 batch_wait_timeout_s=ServeArgs.model_fields["batch_wait_timeout_s"].default)
-    async def score_batch(self, requests: list[list[str]]) -> list[tuple[list[dict], int]]:
-        return score_requests(self.engine, requests)
-
-    def check_health(self) -> None:
-        """Serve's replica health check runs a real inference, so a stalled model shows."""
-        self.engine.score([HEALTH_TEXT])
-
-
-# ---- Serve's proxy: its own answers in the API's error shape
-
-
-class ProxyErrors:
-    """ASGI middleware for Serve's HTTP proxy (installed by `proxy_middlewares`).
-
-    Ray 2.60's proxy sends nothing for a request whose replica died mid-flight (uvicorn then
-    answers a bare 500): answer 503 with Retry-After instead, as Serve is restarting the replica.
-    The proxy's own plain-text 408 and 503 (queue full) become `Error` bodies, keeping their
-    headers; a 503 without Retry-After gets one.
-    """
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        started, held, chunks = False, None, []
-
-        async def relay(message: Message) -> None:
-            nonlocal started, held
-            if message["type"] == "http.response.start":
-                started = True
-                headers = {bytes(k).lower(): bytes(v) for k, v in message.get("headers", [])}
-                if message["status"] in (408, 503) and headers.get(b"content-type", b"").startswith(b"text/"):
-                    held = message
-                    return
-            elif held is not None and message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    kept = {bytes(k).decode().lower(): bytes(v).decode() for k, v in held.get("headers", [])
-                            if bytes(k).lower() not in (b"content-type", b"content-length")}
-                    if held["status"] == 503:
-                        kept.setdefault("retry-after", str(RETRY_AFTER_S))
-                    text = b"".join(chunks).decode(errors="replace").strip().rstrip(".") or "unavailable"
-                    answer = error_response(held["status"], f"{text}; retry later", headers=kept)
-                    await answer(scope, receive, send)
-                return
-            await send(message)
-
-        await self.app(scope, receive, relay)
-        if not started:
-            await error_response(
-                503, "the replica serving this request stopped and Serve is restarting it: retry after "
-                     "Retry-After seconds", headers={"Retry-After": str(RETRY_AFTER_S)},
-            )(scope, receive, send)
-
-
-def proxy_middlewares() -> list[Middleware]:
-    """Serve's HTTP proxy callback (RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH): see `ProxyErrors`."""
-    return [Middleware(ProxyErrors)]
-
-
-def controller_options() -> dict:
-    """`serve.start(controller_options=...)` (or `controller_options:` in a Serve YAML) that
-    installs `proxy_middlewares` in the proxies the controller starts."""
-    callback = f"{__name__}:{proxy_middlewares.__name__}"
-    return {"runtime_env": {"env_vars": {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": callback}}}
-
-
-def app_builder(args: dict) -> Application:
-    """Serve app builder: `import_path: valuecsv_ray.serve:app_builder` with `args:` (ServeArgs).
-
-    Serve calls it with exactly one argument. Batching, the ongoing-request cap and the queue
-    bound come from the same args as everything else, so `serve run` of a YAML and
-    `valuecsv-ray serve` share one set of defaults; a YAML's `deployments:` entry still
-    overrides them (its `user_config` changes batching without restarting replicas).
-    """
-    validated = ServeArgs(**args)
-    registry = Path(validated.registry).expanduser()
-    if not registry.is_absolute():  # relative to where `serve run` / `serve deploy` builds
-        validated = validated.model_copy(update={"registry": str(registry.resolve())})
-    deployment = EnsembleDeployment.options(
-        max_ongoing_requests=validated.max_ongoing_requests,
-        max_queued_requests=validated.max_queued_requests,
-        user_config=validated.batching(),
-    )
-    return deployment.bind(validated.model_dump())
