@@ -1,7 +1,7 @@
 """Backbones: any Hugging Face model name or folder, or the offline `tiny` BERT built here.
 
     tokenizer, model = load_backbone("bert-base-chinese", num_labels=2)
-    tokenizer, model = load_backbone("tiny", num_labels=12, multi_label=True)
+    tokenizer, model = load_backbone("tiny", num_labels=3, multi_label=True)
     save_tiny_backbone(Path("backbones/tiny"))  # an ordinary HF folder
 
 `tiny` needs no download: a character vocabulary (ASCII, CJK punctuation and full-width
@@ -105,7 +105,7 @@ def load_backbone(
 
 @contextmanager
 def quiet_hf_progress() -> Iterator[None]:
-    """Hide transformers' per-file load/save bars (twelve models would print 24 bars)."""
+    """Hide transformers' per-file load/save bars (an ensemble would print two per model)."""
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()

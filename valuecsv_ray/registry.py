@@ -12,7 +12,7 @@ Layout of RUNS_DIR/NAME:
     split.json                  row indices of train / validation / test
     bad_rows.csv                rows left out with --skip-bad-rows, with the reason
     evaluators/<value_id>/      binary mode: AutoModelForSequenceClassification folder
-    evaluators/multilabel/      multilabel mode: one folder, 12 sigmoid outputs
+    evaluators/multilabel/      multilabel mode: one folder, one sigmoid output per value
         config.json  model.safetensors  tokenizer.json  tokenizer_config.json  evaluator.json
     _ray/                       Ray Train runs and checkpoints (resume state)
 """

@@ -1,6 +1,6 @@
 """Random-weight registries, for tests and benchmarks (no training, no download).
 
-    random_registry(Path("/tmp/reg"), size="base")   # twelve BERT-base-sized evaluators
+    random_registry(Path("/tmp/reg"), size="base")   # one BERT-base-sized evaluator per value
 
 A registry built here is complete and loads like a trained one (same files, written through
 the registry's own functions), but its scores mean nothing: use it to test plumbing and to

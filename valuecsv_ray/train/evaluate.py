@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from valuecsv_ray.config import DEFAULT_TOKEN_BUDGET
 from valuecsv_ray.scoring.core import (
     AGGREGATIONS,
     Head,
@@ -108,7 +109,7 @@ def join_texts(texts: list[str], targets: np.ndarray, seed: int) -> tuple[list[s
 
 def evaluate_model(model, tokenizer, value_ids: list[str], multi_label: bool, texts: dict[str, list[str]],
                    targets: dict[str, np.ndarray], rule: WindowRule, device: torch.device,
-                   token_budget: int = 16384, seed: int = 0) -> dict:
+                   token_budget: int = DEFAULT_TOKEN_BUDGET, seed: int = 0) -> dict:
     """Temperatures, thresholds, test metrics, calibration and the long-text measurement, per value."""
     k = len(value_ids)
     truth = {p: np.asarray(targets[p]).reshape(len(texts[p]), -1) for p in ("validation", "test")}
@@ -158,7 +159,8 @@ def _long_text_figures(j: int, long: dict[str, Scored], joined: dict, temperatur
     return out
 
 
-def reevaluate_registry(path: Path, device: str | None = None, token_budget: int = 16384) -> dict:
+def reevaluate_registry(path: Path, device: str | None = None,
+                        token_budget: int = DEFAULT_TOKEN_BUDGET) -> dict:
     """Evaluate every evaluator of a registry again through the engine's path (for registries
     written before calibration and the window rule were recorded, or after changing the rule in
     job.json): the same data (its sha256 is checked) and split, new evaluator.json entries and

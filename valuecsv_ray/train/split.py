@@ -1,4 +1,4 @@
-"""Deterministic, seeded train/validation/test split, stratified over all twelve labels.
+"""Deterministic, seeded train/validation/test split, stratified over all the labels at once.
 
     split = make_split(data.labels, seed=42)           # 70/20/10 by default
     train_idx = split.indices["train"]
