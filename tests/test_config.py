@@ -11,8 +11,8 @@ from valuecsv_ray.config import (
     TrainConfig,
     load_audit_config,
     load_train_config,
-    parse_overrides,
 )
+from valuecsv_ray.settings import parse_overrides
 from valuecsv_ray.taxonomy import load_taxonomy
 
 TAXONOMY = load_taxonomy()

@@ -19,13 +19,11 @@ from pathlib import Path
 from valuecsv_ray.settings import (
     ConfigError,
     build,
-    changed_settings,
     flatten,
     is_int,
     is_number,
     load_settings,
     nested,
-    parse_overrides,
     runtime_keys,
     setting,
 )
@@ -295,5 +293,5 @@ TRAIN_RUNTIME_KEYS = runtime_keys(TrainConfig)
 AUDIT_RUNTIME_KEYS = runtime_keys(AuditConfig)
 
 __all__ = ["TrainConfig", "Hyperparameters", "AuditConfig", "InputSpec", "ScoringSettings", "ServeConfig",
-           "ConfigError", "load_train_config", "load_audit_config", "serve_config", "parse_overrides",
-           "changed_settings", "TRAIN_RUNTIME_KEYS", "AUDIT_RUNTIME_KEYS"]
+           "ConfigError", "load_train_config", "load_audit_config", "serve_config", "TRAIN_RUNTIME_KEYS",
+           "AUDIT_RUNTIME_KEYS"]

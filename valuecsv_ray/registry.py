@@ -31,7 +31,8 @@ from pathlib import Path
 import pandas as pd
 
 from valuecsv_ray import __version__
-from valuecsv_ray.config import TRAIN_RUNTIME_KEYS, changed_settings
+from valuecsv_ray.config import TRAIN_RUNTIME_KEYS
+from valuecsv_ray.settings import changed_settings
 from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 
 FORMAT = "valuecsv-ray/registry"

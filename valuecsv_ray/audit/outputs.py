@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from valuecsv_ray.config import AUDIT_RUNTIME_KEYS, AuditConfig, changed_settings
+from valuecsv_ray.config import AUDIT_RUNTIME_KEYS, AuditConfig
+from valuecsv_ray.settings import changed_settings
 
 log = logging.getLogger(__name__)
 SCORES, QUARANTINE, STATS = "scores", "quarantine", "stats"

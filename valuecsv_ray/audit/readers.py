@@ -371,5 +371,3 @@ def _xlsx_items(book: openpyxl.Workbook, rows: Iterator[tuple], columns: list[st
     finally:
         book.close()
 
-
-# ---- inputs -----------------------------------------------------------------------------------

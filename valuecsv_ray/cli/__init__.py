@@ -15,7 +15,8 @@ from pathlib import Path
 import click
 
 from valuecsv_ray.cli.options import given, options_from
-from valuecsv_ray.config import ConfigError, ServeConfig, TrainConfig, load_train_config, parse_overrides
+from valuecsv_ray.config import ConfigError, ServeConfig, TrainConfig, load_train_config
+from valuecsv_ray.settings import parse_overrides
 from valuecsv_ray.taxonomy import Label, TaxonomyError
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from valuecsv_ray.cli.options import given, options_from
-from valuecsv_ray.config import AuditConfig, ConfigError, load_audit_config, parse_overrides
+from valuecsv_ray.config import AuditConfig, ConfigError, load_audit_config
+from valuecsv_ray.settings import parse_overrides
 
 
 def _fail(message: str) -> None:
