@@ -1,7 +1,9 @@
 """Shared fixtures: the real data beside the checkout, loaded once."""
 
+import contextlib
 import os
 import socket
+from collections.abc import Iterator
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # before anything imports ray
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -85,3 +87,60 @@ def build_tiny_registry(path: Path, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_registry(tmp_path_factory) -> Path:
     return build_tiny_registry(tmp_path_factory.mktemp("registry") / "tiny12")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """A tiny model runs fastest on one thread; more only contend with other work for the CPUs."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def serve_run():
+    """`serve_run(config, folder)`: a context manager running `serve run` of a Serve YAML."""
+    return _serve_run
+
+
+@contextlib.contextmanager
+def _serve_run(config: dict, folder: Path, ready_path: str = "/healthz") -> Iterator[str]:
+    """`serve run` of a Serve YAML (written into `folder` with an ephemeral port), as a deployer
+    types it, in its own process group; yields the base URL once `ready_path` answers 200."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    import yaml
+
+    port = _free_port()
+    config = {**config, "http_options": {**config.get("http_options", {}), "port": port}}
+    (folder / "serve.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    log_path = folder / "serve.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("serve")), "run", "serve.yaml"],
+                                cwd=folder, env={**os.environ, "RAY_AUTH_MODE": "disabled"}, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline, ready = time.time() + 180, False
+            while not ready and time.time() < deadline and proc.poll() is None:
+                try:
+                    with urllib.request.urlopen(url + ready_path, timeout=10) as resp:
+                        ready = resp.status == 200
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    time.sleep(1)
+            assert ready, log_path.read_text()[-3000:]
+            yield url
+        finally:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)

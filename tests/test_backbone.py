@@ -13,14 +13,7 @@ from valuecsv_ray.backbone import (
     tiny_vocab,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """A tiny model runs fastest on one thread; more only contend with other work for the CPUs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SENTENCE = "他说：“中国要富强、民主！”然后用GPT-4写了3段代码，共100字。"

@@ -3,13 +3,7 @@ train a registry on composed data with three labels in two groups, serve it with
 audit a corpus with it and render the report; nothing may assume the twelve default values."""
 
 import json
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -82,32 +76,15 @@ def test_training_records_the_taxonomy(trained):
     assert not any(name in output for name in DEFAULT_NAMES)
 
 
-def test_serve_run_serves_the_registry_taxonomy(trained):
+def test_serve_run_serves_the_registry_taxonomy(trained, serve_run):
     tmp, path, _ = trained
     config = yaml.safe_load((ROOT / "serve_configs" / "ensemble.yaml").read_text())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config["http_options"]["port"] = port
     config["applications"][0]["args"]["registry"] = str(path)
-    (tmp / "serve.yaml").write_text(yaml.safe_dump(config))
-    log = (tmp / "serve.log").open("w")
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("serve")), "run", "serve.yaml"], cwd=tmp,
-                            env={**os.environ, "RAY_AUTH_MODE": "disabled"}, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        values = None
-        deadline = time.time() + 180
-        while values is None and time.time() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(url + "/v1/values", timeout=10) as resp:
-                    values = json.loads(resp.read())
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(1)
-        assert values is not None, (tmp / "serve.log").read_text()[-3000:]
-        labels = values["labels"] if isinstance(values, dict) else values
-        assert [v["id"] for v in labels] == ["care", "fairness", "loyalty"]
+    with serve_run(config, tmp, ready_path="/v1/values") as url:
+        with urllib.request.urlopen(url + "/v1/values", timeout=30) as resp:
+            values = json.loads(resp.read())
+        assert [v["id"] for v in values["labels"]] == ["care", "fairness", "loyalty"]
+        assert values["groups"] == ["individualizing", "binding"]
         body = json.dumps({"texts": ["志愿者照顾孤寡老人，比赛规则对所有人一视同仁。"]}).encode()
         req = urllib.request.Request(url + "/v1/score", data=body,
                                      headers={"Content-Type": "application/json"})
@@ -115,13 +92,6 @@ def test_serve_run_serves_the_registry_taxonomy(trained):
             result = json.loads(resp.read())["results"][0]
         assert list(result["probs"]) == ["care", "fairness", "loyalty"]
         assert list(result["groups"]) == ["individualizing", "binding"]
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def test_audit_and_report_follow_the_taxonomy(trained):

@@ -462,42 +462,10 @@ def test_cli_score_retries_a_503(flaky, caplog):
     assert "Vee 维" in result.output  # value names from the endpoint's /v1/values
 
 
-def test_serve_run_of_the_shipped_yaml(tiny_registry, tmp_path):
+def test_serve_run_of_the_shipped_yaml(tiny_registry, tmp_path, serve_run):
     """`serve run` of a copy of serve_configs/ensemble.yaml, as a deployer types it: Serve's own
     YAML import path calls the app builder with the `args:` mapping alone."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
     config = yaml.safe_load((CONFIGS[0].parent / "ensemble.yaml").read_text())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config["http_options"]["port"] = port
     config["applications"][0]["args"] |= {"registry": str(tiny_registry), "token": TOKEN}
-    (tmp_path / "ensemble.yaml").write_text(yaml.safe_dump(config))
-    serve_bin = Path(sys.executable).with_name("serve")
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([str(serve_bin), "run", "ensemble.yaml"], cwd=tmp_path, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline, health = time.time() + 180, None
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=10) as resp:
-                    health = resp.status
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(1)
-        assert health == 200, (tmp_path / "serve.log").read_text()[-3000:]
+    with serve_run(config, tmp_path) as url:
         assert len(score_texts(url, TEXTS, TOKEN)) == len(TEXTS)
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()

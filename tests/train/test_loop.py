@@ -18,13 +18,7 @@ from valuecsv_ray.train.loop import (
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """A tiny model runs fastest on one thread; more only contend with other work for the CPUs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _toy_task(n: int = 64) -> tuple[list[str], np.ndarray]:
