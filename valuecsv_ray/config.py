@@ -27,7 +27,7 @@ from valuecsv_ray.settings import (
     runtime_keys,
     setting,
 )
-from valuecsv_ray.taxonomy import DEFAULT_TAXONOMY, TaxonomyError, load_taxonomy
+from valuecsv_ray.taxonomy import DEFAULT_TAXONOMY, Taxonomy, TaxonomyError, load_taxonomy
 
 MODES = ("binary", "multilabel")
 WEIGHTINGS = ("balanced", "none")
@@ -134,9 +134,7 @@ class TrainConfig:
     @property
     def task_ids(self) -> tuple[str, ...]:
         """One Ray Train run per task: a value id each, or 'multilabel'."""
-        if self.mode == "multilabel":
-            return ("multilabel",)
-        return tuple(label.id for label in load_taxonomy(self.taxonomy).parse(self.values))
+        return task_ids(self.mode, self.values, load_taxonomy(self.taxonomy))
 
     def problems(self) -> list[str]:
         """Every invalid setting, each naming its key."""
@@ -177,6 +175,13 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return flatten(self)
+
+
+def task_ids(mode: str, values: str, taxonomy: Taxonomy) -> tuple[str, ...]:
+    """The training tasks of a job: one per chosen value (binary mode), or 'multilabel'."""
+    if mode == "multilabel":
+        return ("multilabel",)
+    return tuple(label.id for label in taxonomy.parse(values))
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,7 @@ def reevaluate_registry(path: Path, device: str | None = None,
 
     from valuecsv_ray import registry as reg
     from valuecsv_ray.backbone import quiet_hf_progress
-    from valuecsv_ray.config import Hyperparameters
+    from valuecsv_ray.config import Hyperparameters, task_ids
     from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
     from valuecsv_ray.train.annotated import load_annotated
 
@@ -200,11 +200,6 @@ def reevaluate_registry(path: Path, device: str | None = None,
         result = evaluate_model(model, tokenizer, value_ids, multi, texts, targets, rule, run_on,
                                 token_budget, seed=hp.seed)
         reg.write_json(folder / reg.EVALUATOR_FILE, {**info, **result})
-    return reg.write_manifest(path, tuple(_task_ids(job, taxonomy)))
+    tasks = task_ids(config.get("mode", "binary"), config.get("values", "all"), taxonomy)
+    return reg.write_manifest(path, tasks)
 
-
-def _task_ids(job: dict, taxonomy) -> list[str]:
-    config = job["config"]
-    if config.get("mode") == "multilabel":
-        return ["multilabel"]
-    return [label.id for label in taxonomy.parse(config.get("values", "all"))]
