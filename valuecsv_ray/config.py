@@ -196,6 +196,8 @@ class InputSpec:
     question_column: str | None = setting(None, "wide input: the question column; default the first")
     default_model: str = setting("unknown", "model name for rows without a model column")
     sheet: str | None = setting(None, "xlsx inputs: the sheet to read; default the first")
+    status_column: str = setting("status", "column with a collect status (valuecsv-ray collect); rows "
+                                 "whose status is not 'ok' are quarantined with it, never scored")
 
 
 @dataclass(frozen=True)

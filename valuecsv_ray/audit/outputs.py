@@ -1,7 +1,6 @@
 """The audit's output folder: what was already done, the resume record and the final counts.
 
     record = start_record(out, cfg, paths, registry_id)   # audit.json, or check a resume matches
-    done = done_hashes(out / SCORES)                      # 64-bit hashes of row ids written
     summary = summarize(out, rows_in)                     # rows scored / quarantined, by reason
 
 No Ray, no torch: plain pyarrow over the Parquet files the pipeline writes.
@@ -9,9 +8,7 @@ No Ray, no torch: plain pyarrow over the Parquet files the pipeline writes.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -22,19 +19,12 @@ import pyarrow.parquet as pq
 from valuecsv_ray.config import AUDIT_RUNTIME_KEYS, AuditConfig
 from valuecsv_ray.settings import changed_settings
 
-log = logging.getLogger(__name__)
 SCORES, QUARANTINE, STATS = "scores", "quarantine", "stats"
 SUMMARY, RECORD = "summary.json", "audit.json"
 
 
 class AuditError(RuntimeError):
     """An audit that cannot start or whose output does not add up."""
-
-
-def row_hashes(row_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """64-bit hashes of row ids (for the resume filter: 8 bytes per done row)."""
-    return np.array([int.from_bytes(hashlib.blake2b(r.encode(), digest_size=8).digest(), "little",
-                                    signed=True) for r in row_ids.to_pylist()], dtype=np.int64)
 
 
 def start_record(out: Path, cfg: AuditConfig, paths: list[str], registry_id: str) -> None:
@@ -51,20 +41,6 @@ def start_record(out: Path, cfg: AuditConfig, paths: list[str], registry_id: str
         return
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
-
-
-def done_hashes(folder: Path) -> np.ndarray:
-    """Hashes of row ids already written; removes Parquet files cut off by an interruption."""
-    hashes = []
-    for leftover in folder.glob("*.tmp") if folder.is_dir() else []:  # a quarantine write cut off
-        leftover.unlink()
-    for file in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
-        try:
-            hashes.append(row_hashes(pq.read_table(file, columns=["row_id"])["row_id"]))
-        except (pa.ArrowInvalid, OSError) as e:
-            log.warning("removing %s, cut off by an interruption (%s); its rows are redone", file, e)
-            file.unlink()
-    return np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64)
 
 
 def summarize(out: Path, rows_in: int) -> dict:

@@ -26,7 +26,6 @@ are skipped, and a Parquet file cut off by an interruption is removed and its ro
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import time
@@ -39,7 +38,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import ray
 from ray.data.datasource import FileBasedDatasource
 
@@ -49,8 +47,6 @@ from valuecsv_ray.audit.outputs import (
     STATS,
     SUMMARY,
     AuditError,
-    done_hashes,
-    row_hashes,
     start_record,
     summarize,
 )
@@ -60,6 +56,7 @@ from valuecsv_ray.audit.schema import QUARANTINE_SCHEMA, label_column, prob_colu
 from valuecsv_ray.audit.stats import stats_pass
 from valuecsv_ray.cluster import connect
 from valuecsv_ray.config import AuditConfig, InputSpec
+from valuecsv_ray.parts import done_hashes, row_hashes, write_part
 from valuecsv_ray.registry import Registry, load_registry
 from valuecsv_ray.taxonomy import Taxonomy
 
@@ -125,10 +122,7 @@ def _check(batch: pa.Table, done: np.ndarray, quarantine: str) -> pa.Table:
     bad = _bad_rows(batch.filter(pa.array(~np.isin(hashes, done))) if len(done) else batch)
     if bad.num_rows:
         key = f"{batch['source'][0]}\0{batch['position'][0]}\0{batch['position'][-1]}"
-        path = Path(quarantine) / f"part-{hashlib.blake2b(key.encode(), digest_size=12).hexdigest()}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(bad, path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").replace(path)
+        write_part(bad, Path(quarantine), key)
     return pa.table({"hash": pa.array(hashes, type=pa.int64())})
 
 

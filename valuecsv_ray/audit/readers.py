@@ -9,7 +9,8 @@ rows scored + rows quarantined, and row ids are unique within a file (a repeated
 quarantined under "<source>:<position>"). Blank lines or rows at the very end of a file are not rows
 (as a final newline is not); blank ones in the middle are quarantined as "blank line"/"blank row".
 
-Long layout: one row per LLM output, with a text column and optional model, prompt, id columns.
+Long layout: one row per LLM output, with a text column and optional model, prompt, id and status
+columns (`valuecsv-ray collect` writes them: a row whose status is not "ok" is quarantined with it).
 Wide layout (`InputSpec.wide`): a question column and one answer column per LLM, as in
 ValueCSV's quest100.xlsx; each (question, LLM) cell becomes one row at position
 `r * n_llms + j`. jsonl has no header: its columns are the keys of the objects in the first
@@ -133,7 +134,7 @@ def _long_rows(columns: list[str], items: Iterable[_Item], path: str, spec: Inpu
         model = _cell_str(record.get(spec.model_column)) or spec.default_model
         prompt = _cell_str(record.get(spec.prompt_column))
         text = record.get(text_column)
-        error = _text_error(text) or _encoding_error(row_id, model, prompt)
+        error = _status_error(record, spec) or _text_error(text) or _encoding_error(row_id, model, prompt)
         if given_id in seen_ids:  # keeps row ids unique: the repeat gets its position as id
             error, row_id = error or f"duplicate id: {given_id}", f"{path}:{position}"
         elif given_id is not None:
@@ -208,6 +209,15 @@ def _cell_str(value: object) -> str | None:
         return None
     text = value if isinstance(value, str) else str(value)
     return text if text.strip() else None
+
+
+def _status_error(record: dict, spec: InputSpec) -> str | None:
+    """A collected row that holds no answer: "response status <status>: <its error>"."""
+    status = _cell_str(record.get(spec.status_column))
+    if status is None or status == "ok":
+        return None
+    detail = _cell_str(record.get("error"))
+    return f"response status {status}" + (f": {detail}" if detail else "")
 
 
 def _text_error(text: object) -> str | None:

@@ -7,7 +7,9 @@ Reads what `valuecsv_ray.audit.stats.write_stats` wrote, the taxonomy included: 
 groups and the title are the taxonomy's. Figures use the Agg canvas directly (no pyplot,
 no global matplotlib state); values are labelled "English 中文" where an installed font has the
 Chinese glyphs, else in English, and characters no font can draw are written as escapes, so
-matplotlib never warns about missing glyphs. No torch, no Ray.
+matplotlib never warns about missing glyphs. When the audit has a leaderboard (written by
+`valuecsv-ray leaderboard`), the report adds its ranked tables and ranks.png
+(valuecsv_ray.leaderboard.report). No torch, no Ray.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ REPORT_FILES = {"heatmap": "heatmap.png", "profiles": "profiles.png", "markdown"
                 "html": "report.html"}  # write_report's keys and file names
 _CSS = ("body{font-family:sans-serif;max-width:72rem;margin:2rem auto}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:.2rem .5rem}img{max-width:100%}")
-Block = tuple[Any, ...]  # ("h1" | "h2" | "p", text) | ("table", header, rows) | ("img", file, alt)
+Block = tuple[Any, ...]  # ("h1" | "h2" | "h3" | "p", text) | ("table", header, rows) | ("img", file, alt)
 
 
 def _pivot(stats: pd.DataFrame, scope: str, keys: list[str], column: str = "mean") -> pd.DataFrame:
@@ -250,7 +252,7 @@ def _md_escape(text: str) -> str:
 def _render_markdown(blocks: list[Block]) -> str:
     lines: list[str] = []
     for kind, *rest in blocks:
-        if kind in ("h1", "h2"):
+        if kind in ("h1", "h2", "h3"):
             lines += ["#" * int(kind[1]) + " " + _md_escape(rest[0]), ""]
         elif kind == "p":
             lines += [_md_escape(rest[0]), ""]
@@ -269,7 +271,7 @@ def _render_html(blocks: list[Block], title: str) -> str:
     parts = ["<!DOCTYPE html>", '<html lang="en">', '<head><meta charset="utf-8">',
              f"<title>{esc(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
     for kind, *rest in blocks:
-        if kind in ("h1", "h2", "p"):
+        if kind in ("h1", "h2", "h3", "p"):
             parts.append(f"<{kind}>{esc(rest[0])}</{kind}>")
         elif kind == "img":
             parts.append(f'<p><img src="{esc(rest[0])}" alt="{esc(rest[1])}"></p>')
@@ -281,8 +283,12 @@ def _render_html(blocks: list[Block], title: str) -> str:
     return "\n".join([*parts, "</body>", "</html>", ""])
 
 
-def write_report(stats_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
-    """Write heatmap.png, profiles.png, report.md and report.html (default: into `stats_dir`)."""
+def write_report(stats_dir: Path, out_dir: Path | None = None,
+                 leaderboard_dir: Path | None = None) -> dict[str, Path]:
+    """Write heatmap.png, profiles.png, report.md and report.html (default: into `stats_dir`); with a
+    leaderboard (`leaderboard_dir`, else one found beside the audit) also its section and ranks.png."""
+    from valuecsv_ray.leaderboard.report import find_leaderboard, leaderboard_section
+
     stats, coverage, taxonomy = load_stats(stats_dir)
     if stats.empty:
         raise StatsError(f"{stats_dir}: stats.parquet has no rows; nothing to report")
@@ -292,6 +298,10 @@ def write_report(stats_dir: Path, out_dir: Path | None = None) -> dict[str, Path
     _plot_heatmap(model_value_table(stats, taxonomy), taxonomy, paths["heatmap"])
     _plot_profiles(stats, taxonomy, paths["profiles"])
     blocks = _blocks(stats, coverage, taxonomy, REPORT_FILES)
+    board_dir = leaderboard_dir if leaderboard_dir is not None else find_leaderboard(Path(stats_dir))
+    if board_dir is not None:
+        section, files = leaderboard_section(Path(board_dir), out_dir, taxonomy)
+        blocks, paths = blocks + section, paths | files
     paths["markdown"].write_text(_render_markdown(blocks), encoding="utf-8")
     paths["html"].write_text(_render_html(blocks, f"{taxonomy.title} audit"), encoding="utf-8")
     return paths

@@ -1,0 +1,191 @@
+"""Collecting with Ray Data against a real OpenAI-compatible stub server (valuecsv_ray.llm_stub)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from valuecsv_ray.collect.config import load_collect_config
+from valuecsv_ray.collect.pipeline import RESPONSES, CollectError, run_collect
+from valuecsv_ray.llm_stub import StubLLM
+
+pytestmark = pytest.mark.ray
+
+PROMPTS = [f"第{i}个问题：你怎么看待诚信？" for i in range(12)]
+FAULTS = {  # prompt -> the stub's answer per attempt (counted per model: beta's 2 samples share
+    # the count), and the status every row of the prompt must end with
+    PROMPTS[0]: (["429"], "ok"),
+    PROMPTS[1]: (["503", "503"], "ok"),
+    PROMPTS[2]: (["400"], "http_error"),
+    PROMPTS[3]: (["slow"] * 6, "timeout"),
+    PROMPTS[4]: (["malformed"] * 2, "bad_response"),
+    PROMPTS[5]: (["null"] * 2, "empty"),
+    PROMPTS[6]: (["length"] * 2, "truncated"),
+    PROMPTS[7]: (["500"] * 6, "http_error"),
+}
+
+
+def write_suite(path: Path, prompts: list[str]) -> Path:
+    path.write_text(
+        "".join(json.dumps({"id": i, "prompt": p}, ensure_ascii=False) + "\n" for i, p in enumerate(prompts)),
+        encoding="utf-8",
+    )
+    return path
+
+
+def write_endpoints(path: Path, base_url: str, **common) -> Path:
+    endpoints = [
+        {
+            "name": "alpha",
+            "base_url": base_url,
+            "model": "stub-a",
+            "api_key_env": "STUB_KEY",
+            "max_in_flight": 3,
+            "timeout_s": 0.5,
+            "max_attempts": 3,
+            **common,
+        },
+        {
+            "name": "beta",
+            "base_url": base_url,
+            "model": "stub-b",
+            "api_key_env": "STUB_KEY",
+            "max_in_flight": 2,
+            "samples": 2,
+            "temperature": 0.7,
+            "seed": 7,
+            "timeout_s": 0.5,
+            "max_attempts": 3,
+            **common,
+        },
+    ]
+    path.write_text(yaml.safe_dump({"endpoints": endpoints}), encoding="utf-8")
+    return path
+
+
+def read_responses(out: Path) -> pd.DataFrame:
+    return pq.read_table(out / RESPONSES).to_pandas()
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one moment."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    best = now = 0
+    for _, step in events:
+        now += step
+        best = max(best, now)
+    return best
+
+
+@pytest.fixture
+def stub_key(monkeypatch):
+    monkeypatch.setenv("STUB_KEY", "sk-stub")
+
+
+def test_every_request_ends_as_one_row_with_its_status(ray_local, tmp_path, stub_key):
+    faults = {p: f for p, (f, _) in FAULTS.items()}
+    with StubLLM(latency_s=0.05, faults=faults, retry_after_s=0.3, slow_s=2.0) as stub:
+        cfg = load_collect_config(
+            None,
+            {
+                "suites": [str(write_suite(tmp_path / "s.jsonl", PROMPTS))],
+                "endpoints": str(write_endpoints(tmp_path / "e.yaml", stub.base_url)),
+                "out": str(tmp_path / "out"),
+            },
+        )
+        result = run_collect(cfg, progress=False)
+        log = stub.requests()
+    rows = read_responses(tmp_path / "out")
+    assert len(rows) == len(PROMPTS) * 3 == result.summary["rows_written"]  # alpha 1 sample, beta 2
+    assert not rows.duplicated(["model", "prompt_id", "sample"]).any() and rows["id"].is_unique
+    for prompt, (_, status) in FAULTS.items():
+        assert set(rows.loc[rows["prompt"] == prompt, "status"]) == {status}, prompt
+    ok = rows[~rows["prompt"].isin(FAULTS)]
+    assert (ok["status"] == "ok").all() and ok["response"].str.len().gt(0).all()
+    assert ok["prompt_tokens"].notna().all() and (ok["finish_reason"] == "stop").all()
+    assert rows.loc[rows["status"] != "ok", "error"].notna().all()
+    assert rows.loc[rows["status"].isin(["ok", "truncated"]) == False, "response"].isna().all()  # noqa: E712
+    beta = rows[rows["model"] == "beta"]
+    assert set(beta["sample"]) == {0, 1} and set(json.loads(beta["params"].iloc[0]).items()) >= {("seed", 7)}
+    # the cap per endpoint held for the requests on the wire
+    for model, cap in (("stub-a", 3), ("stub-b", 2)):
+        assert max_overlap([(r.t_start, r.t_end) for r in log if r.model == model]) <= cap
+    # Retry-After honoured: the retry of a 429 started at least 0.3 s after the 429 was sent
+    tries = sorted(
+        (r for r in log if r.prompt == PROMPTS[0] and r.model == "stub-a"), key=lambda r: r.t_start
+    )
+    assert tries[0].status == 429 and tries[1].t_start - tries[0].t_end >= 0.3 - 0.01
+    assert result.summary["status_counts"]["ok"] == len(ok) + 3 * 2  # two retried prompts end ok
+
+
+def test_rerun_asks_nothing_again_and_a_changed_plan_is_refused(ray_local, tmp_path, stub_key):
+    with StubLLM() as stub:
+        endpoints = write_endpoints(tmp_path / "e.yaml", stub.base_url)
+        settings = {
+            "suites": [str(write_suite(tmp_path / "s.jsonl", PROMPTS[8:]))],
+            "endpoints": str(endpoints),
+            "out": str(tmp_path / "out"),
+        }
+        run_collect(load_collect_config(None, settings), progress=False)
+        sent = len(stub.requests())
+        again = run_collect(load_collect_config(None, settings), progress=False)
+        assert len(stub.requests()) == sent and again.summary["rows_written"] == 4 * 3
+        write_endpoints(endpoints, stub.base_url, temperature=0.1)
+        with pytest.raises(CollectError, match="new --out folder"):
+            run_collect(load_collect_config(None, settings), progress=False)
+
+
+def test_a_killed_run_resumes_sending_only_the_missing_requests(tmp_path, stub_key):
+    """`valuecsv-ray collect` killed midway (SIGKILL to its process group), then run again."""
+    prompts = [f"问题{i}：如何看待公平？" for i in range(60)]
+    with StubLLM(latency_s=0.25) as stub:
+        endpoints = write_endpoints(tmp_path / "e.yaml", stub.base_url, timeout_s=5)
+        args = [
+            str(Path(sys.executable).with_name("valuecsv-ray")),
+            "collect",
+            "--suite",
+            str(write_suite(tmp_path / "s.jsonl", prompts)),
+            "--endpoints",
+            str(endpoints),
+            "--out",
+            str(tmp_path / "out"),
+            "--batch-size",
+            "6",
+        ]
+        env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+        with (tmp_path / "first.log").open("w") as log:
+            proc = subprocess.Popen(
+                args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            parts = tmp_path / "out" / RESPONSES
+            deadline = time.monotonic() + 120
+            while (
+                len(list(parts.glob("*.parquet"))) < 4 and time.monotonic() < deadline and proc.poll() is None
+            ):
+                time.sleep(0.2)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        time.sleep(2.0)  # the killed run's workers notice and exit (one may finish its batch first)
+        first = read_responses(tmp_path / "out")
+        assert 0 < len(first) < 180, (tmp_path / "first.log").read_text()[-2000:]
+        stub.reset()
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        second = stub.requests()
+    rows = read_responses(tmp_path / "out")
+    assert len(rows) == 60 * 3 and rows["id"].is_unique
+    seeds = [None if m == "alpha" else 7 + s for m, s in zip(first["model"], first["sample"], strict=True)]
+    already = set(zip(first["api_model"], first["prompt"], seeds, strict=True))
+    asked = [(r.model, r.prompt, (r.body or {}).get("seed")) for r in second]
+    assert not already & set(asked), "a request answered in the first run was sent again"
+    assert len(asked) == 180 - len(first)
