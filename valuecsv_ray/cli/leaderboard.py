@@ -1,0 +1,80 @@
+"""The leaderboard commands of `valuecsv-ray` (registered on the main group in cli/__init__.py).
+
+    valuecsv-ray leaderboard eval/run1 --profile uniform --profile personal --profile my_weights.yaml
+    valuecsv-ray compare eval/run1 qwen-7b glm-4 --out qwen-vs-glm.csv
+
+Both take an evaluation folder (EVAL/audit/...), an audit output folder or its stats/ folder.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.command("leaderboard")
+@click.argument("path", metavar="STATS_OR_EVAL_DIR", type=click.Path(exists=True, file_okay=False))
+@click.option("--profile", "profiles", multiple=True, default=("uniform",), show_default=True,
+              help="weight profile: a preset (uniform, or a group of the taxonomy) or a YAML file; "
+                   "repeatable")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="output folder (default: EVAL/leaderboard, or leaderboard/ inside the audit folder)")
+@click.option("--n-boot", default=2000, show_default=True, type=click.IntRange(min=1),
+              help="bootstrap resamples of the prompts for the 95% intervals")
+@click.option("--seed", default=0, show_default=True, type=int, help="seed of the bootstrap resamples")
+def leaderboard_cmd(path: str, profiles: tuple[str, ...], out_dir: str | None, n_boot: int,
+                    seed: int) -> None:
+    """Rank the models of an audit per weight profile: 0-100 scores with 95% bootstrap intervals, on the
+    prompts every model answered. STATS_OR_EVAL_DIR is an evaluation folder, an audit output folder
+    (with scores/ and stats/) or its stats/ folder."""
+    from valuecsv_ray.leaderboard import (
+        LeaderboardError,
+        format_leaderboard,
+        leaderboard,
+        load_profiles,
+        read_audit_scores,
+        write_leaderboard,
+    )
+
+    try:
+        scores, taxonomy, where = read_audit_scores(Path(path))
+        board = leaderboard(scores, taxonomy, load_profiles(profiles, taxonomy), n_boot=n_boot, seed=seed)
+        written = write_leaderboard(board, Path(out_dir) if out_dir else where.leaderboard_dir)
+    except (LeaderboardError, OSError) as e:
+        _fail(str(e))
+    click.echo(format_leaderboard(board))
+    names = ", ".join(p.name for p in written.values())
+    click.echo(f"\nleaderboard in {written['parquet'].parent} ({names})")
+
+
+@click.command("compare")
+@click.argument("path", metavar="STATS_OR_EVAL_DIR", type=click.Path(exists=True, file_okay=False))
+@click.argument("model_a")
+@click.argument("model_b")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="also write the table to this CSV")
+@click.option("--n-boot", default=2000, show_default=True, type=click.IntRange(min=1),
+              help="paired bootstrap resamples of the common prompts")
+@click.option("--seed", default=0, show_default=True, type=int, help="seed of the bootstrap resamples")
+def compare_cmd(path: str, model_a: str, model_b: str, out_file: str | None, n_boot: int, seed: int) -> None:
+    """Per value, group and overall: MODEL_A - MODEL_B in mean probability on their common prompts, with a
+    paired bootstrap interval and Holm-corrected p-values."""
+    from valuecsv_ray.leaderboard import LeaderboardError, compare, format_compare, read_audit_scores
+
+    try:
+        scores, taxonomy, _ = read_audit_scores(Path(path))
+        table = compare(scores, taxonomy, model_a, model_b, n_boot=n_boot, seed=seed)
+        if out_file:
+            Path(out_file).parent.mkdir(parents=True, exist_ok=True)
+            table.to_csv(out_file, index=False)
+    except (LeaderboardError, OSError) as e:
+        _fail(str(e))
+    click.echo(format_compare(table))
+    if out_file:
+        click.echo(f"\ntable in {out_file}")

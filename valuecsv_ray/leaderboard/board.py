@@ -1,0 +1,250 @@
+"""A Value Compass style leaderboard: one 0-100 score per model and weight profile, with 95% intervals.
+
+    scores, taxonomy, where = read_audit_scores(Path("eval/run1"))  # an EVAL, audit OUT or stats dir
+    board = leaderboard(scores, taxonomy, load_profiles(["uniform", "personal"], taxonomy))
+    write_leaderboard(board, profiles, where.leaderboard_dir); print(format_leaderboard(board))
+
+s_d (model m, value d) is the mean over prompts of the prompt's mean P(d) (several answers to one
+prompt are averaged first), over ONLY the prompts that every compared model answered, so models
+are ranked on the same questions. Score = 100 * sum_d w_d s_d / sum_d w_d. Its 95% interval is a
+percentile bootstrap over prompts: the common prompts are resampled with replacement, the same
+resamples (seeded) for every model and profile. Rows without a prompt are refused, not dropped:
+a leaderboard without shared prompts would compare answers to different questions.
+No torch, no Ray: pandas, numpy and pyarrow.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from valuecsv_ray.audit.schema import prob_columns
+from valuecsv_ray.leaderboard.profiles import LeaderboardError, Profile
+from valuecsv_ray.taxonomy import Taxonomy, TaxonomyError
+
+LEADERBOARD_SCHEMA = pa.schema([
+    pa.field("profile", pa.string(), nullable=False),  # weight profile name (profiles.json has its weights)
+    pa.field("rank", pa.int64(), nullable=False),  # 1 = best within the profile; ties share the best rank
+    pa.field("model", pa.string(), nullable=False),  # LLM name
+    pa.field("score", pa.float64(), nullable=False),  # 100 * sum_d w_d s_d / sum_d w_d, in [0, 100]
+    pa.field("lo", pa.float64(), nullable=False),  # 95% percentile bootstrap interval over prompts
+    pa.field("hi", pa.float64(), nullable=False),
+    pa.field("n_prompts", pa.int64(), nullable=False),  # common prompts the score averages over
+])
+LEADERBOARD_FILES = {"parquet": "leaderboard.parquet", "csv": "leaderboard.csv", "profiles": "profiles.json"}
+_BOOT_CELLS = 4_000_000  # resample counts held at once (resamples x prompts), to bound memory
+
+
+@dataclass(frozen=True)
+class PromptMeans:
+    """Per-prompt mean probabilities of several models on the prompts all of them answered."""
+
+    models: tuple[str, ...]
+    prompts: tuple[str, ...]
+    values: np.ndarray  # (models, prompts, taxonomy values): mean P(value) of the prompt's answers
+
+
+def prompt_means(scores: pd.DataFrame, taxonomy: Taxonomy, models: list[str] | None = None) -> PromptMeans:
+    """Average each (model, prompt)'s answers and keep the prompts every model (of `models`) answered."""
+    where = scores.attrs.get("source", "the scores")
+    columns = list(prob_columns(taxonomy))
+    missing = [c for c in ("model", "prompt", *columns) if c not in scores.columns]
+    if missing:
+        raise LeaderboardError(f"{where}: missing column(s) {', '.join(missing)}; expected the audit's "
+                               f"scores table for taxonomy {taxonomy.name!r} with a prompt column")
+    frame = scores[["model", "prompt", *columns]].astype({"model": str})
+    if models is not None:
+        frame = frame[frame["model"].isin(models)]
+    if frame.empty:
+        raise LeaderboardError(f"{where}: no rows to rank")
+    nulls = {c: int(n) for c, n in frame.isna().sum().items() if n}
+    if nulls:
+        raise LeaderboardError(
+            f"{where}: null values in {', '.join(f'{c} ({n} rows)' for c, n in nulls.items())}; models are "
+            "compared prompt by prompt, so every row needs its prompt and probabilities")
+    means = frame.groupby(["model", "prompt"], sort=True)[columns].mean()
+    names = tuple(sorted(means.index.unique("model")))
+    per_model = [set(means.loc[m].index) for m in names]
+    common = sorted(set.intersection(*per_model))
+    if not common:
+        raise LeaderboardError(f"{where}: no prompt was answered by every model ({', '.join(names)})")
+    cube = np.stack([means.loc[m].loc[common].to_numpy(dtype=np.float64) for m in names])
+    return PromptMeans(names, tuple(str(p) for p in common), cube)
+
+
+def bootstrap_means(x: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, k) column means of `x` (prompts, k) over prompts resampled with replacement (seeded)."""
+    if n_boot < 1:
+        raise LeaderboardError(f"n_boot must be >= 1, got {n_boot}")
+    rng = np.random.default_rng(seed)
+    n = x.shape[0]
+    chunk = max(1, _BOOT_CELLS // n)
+    out = np.empty((n_boot, x.shape[1]))
+    for start in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - start)
+        drawn = rng.integers(0, n, size=(size, n)) + n * np.arange(size)[:, None]  # row r: r*n + prompt
+        counts = np.bincount(drawn.ravel(), minlength=size * n).reshape(size, n)  # draws of each prompt
+        out[start:start + size] = counts @ x / n
+    return out
+
+
+def leaderboard(scores: pd.DataFrame, taxonomy: Taxonomy, profiles: list[Profile],
+                n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """LEADERBOARD_SCHEMA rows: per profile (in the order given), models from best to worst."""
+    if not profiles:
+        raise LeaderboardError("no weight profile given; use e.g. 'uniform'")
+    means = prompt_means(scores, taxonomy)
+    weights = np.stack([p.vector(taxonomy) for p in profiles])
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    per_prompt = 100.0 * np.einsum("mqv,fv->qfm", means.values, weights)  # (prompts, profiles, models)
+    flat = per_prompt.reshape(len(means.prompts), -1)
+    lo, hi = np.percentile(bootstrap_means(flat, n_boot, seed), [2.5, 97.5], axis=0)
+    n_models = len(means.models)
+    frame = pd.DataFrame({
+        "profile": np.repeat([p.name for p in profiles], n_models),
+        "model": list(means.models) * len(profiles),
+        "score": flat.mean(axis=0), "lo": lo, "hi": hi,
+    })
+    frame["rank"] = frame.groupby("profile", sort=False)["score"].rank(method="min", ascending=False)
+    frame["n_prompts"] = len(means.prompts)
+    frame["order"] = np.repeat(np.arange(len(profiles)), n_models)
+    frame = frame.sort_values(["order", "rank", "model"], kind="stable").reset_index(drop=True)
+    board = frame[LEADERBOARD_SCHEMA.names].astype({"rank": "int64", "n_prompts": "int64"})
+    board.attrs = {"taxonomy": taxonomy.name, "n_boot": n_boot, "seed": seed,
+                   "profiles": [p.to_dict() for p in profiles]}
+    return board
+
+
+# --- reading and writing ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditPaths:
+    """Where an audit's scores and taxonomy are, and where its leaderboard goes by default."""
+
+    root: Path  # the audit OUT folder
+    scores_dir: Path  # OUT/scores
+    taxonomy_file: Path  # OUT/stats/taxonomy.json (or that of the stats dir given)
+
+    @property
+    def leaderboard_dir(self) -> Path:
+        return leaderboard_dir_for(self.root)
+
+
+def leaderboard_dir_for(audit_root: Path) -> Path:
+    """EVAL/leaderboard for an audit at EVAL/audit, else OUT/leaderboard inside the audit folder."""
+    audit_root = Path(audit_root)
+    return audit_root.parent / "leaderboard" if audit_root.name == "audit" else audit_root / "leaderboard"
+
+
+def locate_audit(path: Path) -> AuditPaths:
+    """Resolve an EVAL dir (EVAL/audit/...), an audit OUT dir or its stats dir to AuditPaths."""
+    path = Path(path)
+    candidates = [AuditPaths(root, root / "scores", root / "stats" / "taxonomy.json")
+                  for root in (path / "audit", path)]  # EVAL, then an audit OUT
+    candidates.append(AuditPaths(path.parent, path.parent / "scores", path / "taxonomy.json"))  # OUT/stats
+    for found in candidates:
+        if found.scores_dir.is_dir() and found.taxonomy_file.is_file():
+            return found
+    looked = "; ".join(f"{c.scores_dir}/ with {c.taxonomy_file}" for c in candidates)
+    raise LeaderboardError(f"{path}: not an evaluation, audit or stats folder; looked for {looked}. "
+                           "Run `valuecsv-ray audit` (it writes scores/ and stats/) first")
+
+
+def read_audit_scores(path: Path) -> tuple[pd.DataFrame, Taxonomy, AuditPaths]:
+    """The model, prompt and probability columns of an audit's scores, its taxonomy and its paths."""
+    where = locate_audit(path)
+    try:
+        record = json.loads(where.taxonomy_file.read_text(encoding="utf-8"))
+        taxonomy = Taxonomy.from_dict(record, where=str(where.taxonomy_file))
+    except (OSError, json.JSONDecodeError, TaxonomyError) as e:
+        raise LeaderboardError(f"{where.taxonomy_file}: not a taxonomy ({e}); run the stats pass again"
+                               ) from e
+    dataset = ds.dataset(where.scores_dir, format="parquet")
+    if not dataset.files:
+        raise LeaderboardError(f"{where.scores_dir}: no Parquet files; run the audit first")
+    wanted = ["model", "prompt", *prob_columns(taxonomy)]
+    missing = [c for c in wanted if c not in dataset.schema.names]
+    if missing:
+        raise LeaderboardError(f"{where.scores_dir}: missing column(s) {', '.join(missing)}; expected the "
+                               f"audit's scores table for taxonomy {taxonomy.name!r}")
+    scores = dataset.to_table(columns=wanted).to_pandas()
+    scores.attrs["source"] = str(where.scores_dir)
+    return scores, taxonomy, where
+
+
+def write_leaderboard(board: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
+    """Write leaderboard.parquet (LEADERBOARD_SCHEMA), leaderboard.csv and profiles.json (the weights,
+    n_boot and seed from `board.attrs`) into `out_dir`; returns their paths (keys as LEADERBOARD_FILES)."""
+    if "profiles" not in board.attrs:
+        raise LeaderboardError("the leaderboard has lost its profiles (board.attrs); write what "
+                               "leaderboard() returned")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {key: out_dir / name for key, name in LEADERBOARD_FILES.items()}
+    table = pa.Table.from_pandas(board[LEADERBOARD_SCHEMA.names], schema=LEADERBOARD_SCHEMA,
+                                 preserve_index=False)
+    pq.write_table(table.replace_schema_metadata(None), paths["parquet"])
+    board.to_csv(paths["csv"], index=False)
+    meta = {**board.attrs, "models": sorted(board["model"].unique()),
+            "n_prompts": int(board["n_prompts"].iloc[0]) if len(board) else 0}
+    paths["profiles"].write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return paths
+
+
+def load_leaderboard(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """What write_leaderboard wrote: the board and the profiles record (weights, n_boot, seed)."""
+    folder = Path(folder)
+    missing = [n for k, n in LEADERBOARD_FILES.items() if k != "csv" and not (folder / n).is_file()]
+    if missing:
+        raise LeaderboardError(f"{folder}: missing {', '.join(missing)}; run `valuecsv-ray leaderboard` "
+                               "first")
+    board = pq.read_table(folder / LEADERBOARD_FILES["parquet"]).to_pandas()
+    absent = [c for c in LEADERBOARD_SCHEMA.names if c not in board.columns]
+    if absent:
+        raise LeaderboardError(f"{folder / LEADERBOARD_FILES['parquet']}: missing column(s) "
+                               f"{', '.join(absent)}")
+    meta = json.loads((folder / LEADERBOARD_FILES["profiles"]).read_text(encoding="utf-8"))
+    board.attrs = meta
+    return board, meta
+
+
+# --- text tables -----------------------------------------------------------------------------
+
+
+def text_table(header: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
+    """A plain-text table; columns in `right` are right-aligned; wide (CJK) characters count twice."""
+    right = right or set()
+    cells = [header, *rows]
+    widths = [max(_width(r[i]) for r in cells) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        pads = [" " * (w - _width(c)) for c, w in zip(row, widths, strict=True)]
+        cells = zip(row, pads, strict=True)
+        return "  ".join(p + c if i in right else c + p for i, (c, p) in enumerate(cells))
+
+    return "\n".join(line(r).rstrip() for r in cells)
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def format_leaderboard(board: pd.DataFrame) -> str:
+    """One ranked table per profile: rank, model, score and its 95% interval."""
+    blocks = []
+    for name, part in board.groupby("profile", sort=False):
+        rows = [[str(r.rank), str(r.model), f"{r.score:.2f}", f"[{r.lo:.2f}, {r.hi:.2f}]"]
+                for r in part.itertuples()]
+        title = f"profile {name} ({int(part['n_prompts'].iloc[0])} common prompts)"
+        blocks.append(title + "\n" + text_table(["rank", "model", "score", "95% interval"], rows, {0, 2}))
+    return "\n\n".join(blocks)

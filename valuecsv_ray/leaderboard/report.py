@@ -1,0 +1,103 @@
+"""The report's Leaderboard section: one ranked table per profile and a bump chart of ranks.
+
+    blocks, files = leaderboard_section(find_leaderboard(stats_dir), out_dir, taxonomy)
+
+`valuecsv_ray.audit.report.write_report` calls this when a leaderboard is given or found beside
+the audit (see find_leaderboard); ranks.png shows how each model's rank moves between profiles.
+No torch, no Ray.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from valuecsv_ray.audit.report import _BASE_FONT, Block, _cjk_family, _drawable, _figure
+from valuecsv_ray.audit.stats import StatsError
+from valuecsv_ray.leaderboard.board import LEADERBOARD_FILES, leaderboard_dir_for, load_leaderboard
+from valuecsv_ray.leaderboard.profiles import LeaderboardError
+from valuecsv_ray.taxonomy import Taxonomy
+
+RANKS_FILE = "ranks.png"
+
+
+def find_leaderboard(stats_dir: Path) -> Path | None:
+    """The leaderboard folder of the audit whose stats are in `stats_dir`, if one was written."""
+    folder = leaderboard_dir_for(Path(stats_dir).resolve().parent)
+    return folder if (folder / LEADERBOARD_FILES["parquet"]).is_file() else None
+
+
+def _families(texts: list[str]) -> tuple[str, ...]:
+    """Font families that draw `texts` (model and profile names), a CJK one first where needed."""
+    needed = "".join(sorted({ch for text in texts for ch in text if ord(ch) > 0x2FF}))
+    cjk = _cjk_family(needed) if needed else None
+    return (cjk, _BASE_FONT) if cjk else (_BASE_FONT,)
+
+
+def plot_ranks(board: pd.DataFrame, path: Path) -> None:
+    """Bump chart: profiles left to right, rank top (1) to bottom, one line per model."""
+    from matplotlib import rc_context
+
+    profiles = list(dict.fromkeys(board["profile"]))
+    ranks = board.pivot(index="model", columns="profile", values="rank").reindex(columns=profiles)
+    families = _families([*map(str, ranks.index), *profiles])
+    n_models = len(ranks)
+    with rc_context({"font.family": list(families)}):
+        fig = _figure((max(5.0, 1.6 * len(profiles) + 3.5), max(3.0, 0.45 * n_models + 1.8)))
+        ax = fig.add_subplot()
+        x = np.arange(len(profiles))
+        for model, row in ranks.iterrows():
+            y = row.to_numpy(dtype=float)
+            line = ax.plot(x, y, marker="o", linewidth=2)[0]
+            ax.annotate(_drawable(str(model), families), (x[-1], y[-1]), xytext=(8, 0),
+                        textcoords="offset points", va="center", fontsize=8, color=line.get_color())
+        ax.set_xticks(x, [_drawable(p, families) for p in profiles])
+        ax.set_yticks(range(1, n_models + 1))
+        ax.set_ylim(n_models + 0.5, 0.5)  # rank 1 at the top
+        ax.set_xlim(-0.3, len(profiles) - 1 + max(0.8, 0.3 * len(profiles)))
+        ax.set_xlabel("weight profile")
+        ax.set_ylabel("rank (1 = highest score)")
+        ax.set_title("Rank of each model per weight profile")
+        fig.savefig(path, dpi=110)
+
+
+def _weights_prose(profile: dict, taxonomy: Taxonomy) -> str:
+    weights = profile["weights"]
+    listed = ", ".join(f"{label.en} {weights.get(label.id, 0):g}" for label in taxonomy.labels)
+    about = f"{profile['description'].rstrip('.')}. " if profile.get("description") else ""
+    source = profile.get("source", "preset")
+    return f"{about}Weights: {listed} ({'preset' if source == 'preset' else f'file {source}'})."
+
+
+def leaderboard_section(folder: Path, out_dir: Path,
+                        taxonomy: Taxonomy) -> tuple[list[Block], dict[str, Path]]:
+    """The Leaderboard blocks of the report and ranks.png (written into `out_dir`); raises StatsError
+    for a leaderboard that cannot be read or was made with another taxonomy."""
+    try:
+        board, meta = load_leaderboard(folder)
+    except (LeaderboardError, OSError, ValueError) as e:
+        raise StatsError(f"leaderboard {folder}: {e}") from e
+    if meta.get("taxonomy") != taxonomy.name:
+        raise StatsError(f"leaderboard {folder} was made for taxonomy {meta.get('taxonomy')!r}, the stats "
+                         f"for {taxonomy.name!r}; run `valuecsv-ray leaderboard` again")
+    path = Path(out_dir) / RANKS_FILE
+    plot_ranks(board, path)
+    n = int(board["n_prompts"].iloc[0]) if len(board) else 0
+    blocks: list[Block] = [
+        ("h2", "Leaderboard"),
+        ("p", f"Score = 100 · Σ w_d s_d / Σ w_d, where s_d is a model's mean over the {n} prompts every "
+              "model answered of the prompt's mean P(value d). 95% interval: percentile bootstrap over "
+              f"prompts ({meta.get('n_boot')} resamples, seed {meta.get('seed')}), the same resamples "
+              "for every model."),
+        ("img", RANKS_FILE, "rank of each model per weight profile"),
+    ]
+    profiles = {p["name"]: p for p in meta.get("profiles", [])}
+    for name, part in board.groupby("profile", sort=False):
+        rows = [[str(r.rank), r.model, f"{r.score:.2f} [{r.lo:.2f}, {r.hi:.2f}]"] for r in part.itertuples()]
+        blocks.append(("h3", f"Profile {name}"))
+        if name in profiles:
+            blocks.append(("p", _weights_prose(profiles[name], taxonomy)))
+        blocks.append(("table", ["rank", "model", "score [95% CI]"], rows))
+    return blocks, {"ranks": path}
