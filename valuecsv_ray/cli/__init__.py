@@ -237,11 +237,17 @@ def _width(text: str) -> int:
     return sum(2 if "\u2e80" <= ch <= "\uffef" else 1 for ch in text)
 
 
-def _register_audit_commands() -> None:
+def _register_commands() -> None:
+    """The commands of the other stages, each in its own module."""
     from valuecsv_ray.cli.audit import audit_cmd, report_cmd
+    from valuecsv_ray.cli.collect import collect_cmd, eval_cmd
+    from valuecsv_ray.cli.cvalues import cvalues
+    from valuecsv_ray.cli.leaderboard import compare_cmd, leaderboard_cmd
+    from valuecsv_ray.cli.rating import rating
 
-    main.add_command(audit_cmd)
-    main.add_command(report_cmd)
+    for command in (audit_cmd, report_cmd, collect_cmd, eval_cmd, leaderboard_cmd, compare_cmd, cvalues,
+                    rating):
+        main.add_command(command)
 
 
-_register_audit_commands()
+_register_commands()

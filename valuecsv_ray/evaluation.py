@@ -1,0 +1,66 @@
+"""Evaluate LLMs end to end: collect answers -> audit them -> statistics -> leaderboard -> report.
+
+    result = run_eval(load_collect_config(None, {"suites": ["quest100"], "endpoints": "endpoints.yaml",
+                                                 "out": "eval/run1"}), registry="runs/quickstart")
+    print(format_leaderboard(result.board))
+
+Output folder (each step resumes where a previous run stopped; the last two are recomputed):
+    collect/       the answers (valuecsv_ray.collect.pipeline): responses/, prompts.parquet, summary.json
+    audit/         their value scores and statistics (valuecsv_ray.audit.pipeline): scores/, quarantine/, stats/
+    leaderboard/   one ranked table per weight profile (valuecsv_ray.leaderboard)
+    report/        report.md / report.html with the heatmap, profiles, leaderboard and rank chart
+Answers that did not come back (a status other than "ok") are quarantined by the audit with their
+status, never scored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from valuecsv_ray.audit.pipeline import AuditResult, run_audit
+from valuecsv_ray.audit.report import write_report
+from valuecsv_ray.collect.config import CollectConfig
+from valuecsv_ray.collect.pipeline import RESPONSES, CollectResult, run_collect
+from valuecsv_ray.config import load_audit_config
+from valuecsv_ray.leaderboard import leaderboard, load_profiles, presets, read_audit_scores, write_leaderboard
+
+log = logging.getLogger(__name__)
+COLLECT, AUDIT, LEADERBOARD, REPORT = "collect", "audit", "leaderboard", "report"
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    out: Path
+    collected: CollectResult
+    audited: AuditResult
+    board: pd.DataFrame  # leaderboard rows: profile, rank, model, score, lo, hi, n_prompts
+    report: dict[str, Path]  # write_report's files
+
+
+def run_eval(cfg: CollectConfig, registry: str, profiles: list[str] | None = None, n_boot: int = 2000,
+             audit_settings: dict | None = None) -> EvalResult:
+    """Every step into cfg.out; `profiles` default to every preset of the registry's taxonomy
+    (uniform and one per group); `audit_settings` are extra audit settings (e.g. actors)."""
+    out = Path(cfg.out)
+    log.info("eval step 1/4: collect into %s", out / COLLECT)
+    collected = run_collect(dataclasses.replace(cfg, out=str(out / COLLECT)))
+    log.info("eval step 2/4: audit into %s", out / AUDIT)
+    audit_cfg = load_audit_config(None, {**(audit_settings or {}), "inputs": [str(collected.responses_dir)],
+                                         "registry": registry, "out": str(out / AUDIT)})
+    audited = run_audit(audit_cfg)
+    log.info("eval step 3/4: leaderboard into %s", out / LEADERBOARD)
+    scores, taxonomy, _ = read_audit_scores(out / AUDIT)
+    chosen = load_profiles(profiles or list(presets(taxonomy)), taxonomy)
+    board = leaderboard(scores, taxonomy, chosen, n_boot=n_boot)
+    write_leaderboard(board, out / LEADERBOARD)
+    log.info("eval step 4/4: report into %s", out / REPORT)
+    report = write_report(audited.stats_dir, out / REPORT, leaderboard_dir=out / LEADERBOARD)
+    return EvalResult(out, collected, audited, board, report)
+
+
+__all__ = ["run_eval", "EvalResult", "RESPONSES"]
