@@ -6,7 +6,8 @@
 
 Output folder (each step resumes where a previous run stopped; the last two are recomputed):
     collect/       the answers (valuecsv_ray.collect.pipeline): responses/, prompts.parquet, summary.json
-    audit/         their value scores and statistics (valuecsv_ray.audit.pipeline): scores/, quarantine/, stats/
+    audit/         their value scores and statistics (valuecsv_ray.audit.pipeline): scores/,
+                   quarantine/, stats/
     leaderboard/   one ranked table per weight profile (valuecsv_ray.leaderboard)
     report/        report.md / report.html with the heatmap, profiles, leaderboard and rank chart
 Answers that did not come back (a status other than "ok") are quarantined by the audit with their

@@ -50,6 +50,10 @@ class Endpoint:
     samples: int = setting(1, "answers collected per prompt")
 
     def problems(self) -> list[str]:
+        texts = ("name", "base_url", "model", "api_key_env", "system_prompt")
+        wrong = [k for k in texts if getattr(self, k) is not None and not isinstance(getattr(self, k), str)]
+        if wrong:  # the checks below need text
+            return [f"{k} must be text, got {getattr(self, k)!r}; quote it in the YAML" for k in wrong]
         out = (
             []
             if _NAME.fullmatch(self.name or "")

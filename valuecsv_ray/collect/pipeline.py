@@ -255,7 +255,9 @@ def _ask_all(
         batch_size=batch,
         batch_format="pyarrow",
         num_cpus=0.25,
-        compute=ray.data.ActorPoolStrategy(size=cfg.actors, max_tasks_in_flight_per_actor=8),
+        compute=ray.data.ActorPoolStrategy(
+            size=cfg.actors, max_tasks_in_flight_per_actor=8, max_concurrent_calls_per_actor=8
+        ),
     )
     bar = tqdm(total=todo.num_rows, unit="row", desc="collect", disable=not progress)
     errors = retries = 0

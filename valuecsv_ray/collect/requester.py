@@ -129,7 +129,7 @@ async def ask(
 def backoff_s(attempt: int, retry_after: float | None, rng: random.Random) -> float:
     """Seconds before the next attempt: full jitter in [0, base * 2^(attempt-1)] (capped), but
     never less than the server's Retry-After (capped at RETRY_AFTER_MAX_S)."""
-    jittered = rng.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempt - 1)))
+    jittered = rng.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** min(attempt - 1, 32)))
     if retry_after is None:
         return jittered
     return max(min(retry_after, RETRY_AFTER_MAX_S), jittered)

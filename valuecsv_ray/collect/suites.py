@@ -26,6 +26,7 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from valuecsv_ray.collect.schema import PROMPT_SCHEMA
 
@@ -171,7 +172,7 @@ def _user_file(path: Path) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
                 else {c: record[c] for c in extra if _cell(record[c]) is not None}
             )
             full_id = pid if ":" in pid else f"{suite}:{pid}"
-            rows.append((full_id, str(record.get("suite") or suite), prompt, meta))
+            rows.append((full_id, _cell(record.get("suite")) or suite, prompt, meta))
     return _frame(rows), skipped
 
 
@@ -179,13 +180,14 @@ def _read_user_file(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise SuiteError(f"--suite {path}: no such file, and not a built-in suite ({', '.join(BUILTINS)})")
     try:
-        if path.suffix in (".jsonl", ".json"):
-            return pd.read_json(path, lines=True, dtype=False)
+        if path.suffix in (".jsonl", ".json"):  # object columns: an id stays 3, not 3.0 beside a null
+            lines = path.read_text(encoding="utf-8").splitlines()
+            return pd.DataFrame([json.loads(line) for line in lines if line.strip()], dtype=object)
         if path.suffix == ".csv":
             return pd.read_csv(path, dtype=str, keep_default_na=False)
         if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-    except ValueError as e:
+            return pd.DataFrame(pq.read_table(path).to_pylist(), dtype=object)
+    except (ValueError, pa.ArrowException) as e:
         raise SuiteError(f"{path}: cannot be read as {path.suffix[1:]} ({e})") from e
     raise SuiteError(f"{path}: a prompt suite file must be .jsonl, .csv or .parquet")
 
