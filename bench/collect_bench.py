@@ -29,12 +29,32 @@ import yaml
 
 def write_inputs(folder: Path, prompts: int, cap: int, base_url: str) -> tuple[Path, Path]:
     suite = folder / "bench_prompts.jsonl"
-    suite.write_text("".join(json.dumps({"id": i, "prompt": f"第{i}题：请谈谈你对诚信的理解。"}, ensure_ascii=False)
-                             + "\n" for i in range(prompts)), encoding="utf-8")
+    suite.write_text(
+        "".join(
+            json.dumps({"id": i, "prompt": f"第{i}题：请谈谈你对诚信的理解。"}, ensure_ascii=False) + "\n"
+            for i in range(prompts)
+        ),
+        encoding="utf-8",
+    )
     endpoints = folder / "endpoints.yaml"
-    endpoints.write_text(yaml.safe_dump({"endpoints": [{
-        "name": "stub", "base_url": base_url, "model": "stub-a", "api_key_env": "BENCH_STUB_KEY",
-        "max_in_flight": cap, "timeout_s": 30, "max_attempts": 5}]}), encoding="utf-8")
+    endpoints.write_text(
+        yaml.safe_dump(
+            {
+                "endpoints": [
+                    {
+                        "name": "stub",
+                        "base_url": base_url,
+                        "model": "stub-a",
+                        "api_key_env": "BENCH_STUB_KEY",
+                        "max_in_flight": cap,
+                        "timeout_s": 30,
+                        "max_attempts": 5,
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
     return suite, endpoints
 
 
@@ -45,8 +65,9 @@ def one_run(prompts: int, cap: int, rate_429: float, latency: float, folder: Pat
 
     with StubLLM(api_key="sk-bench", latency_s=latency, rate_429=rate_429, retry_after_s=1.0) as stub:
         suite, endpoints = write_inputs(folder, prompts, cap, stub.base_url)
-        cfg = load_collect_config(None, {"suites": [str(suite)], "endpoints": str(endpoints),
-                                         "out": str(folder / "out")})
+        cfg = load_collect_config(
+            None, {"suites": [str(suite)], "endpoints": str(endpoints), "out": str(folder / "out")}
+        )
         start = time.perf_counter()
         result = run_collect(cfg, progress=False)
         wall = time.perf_counter() - start
@@ -55,11 +76,21 @@ def one_run(prompts: int, cap: int, rate_429: float, latency: float, folder: Pat
     lo, hi = np.percentile(starts, [10, 90])
     steady = ((starts >= lo) & (starts <= hi)).sum() / (hi - lo)
     ideal = cap / latency
-    return {"cap": cap, "rate_429": rate_429, "rows": prompts, "requests": len(log), "wall_s": round(wall, 2),
-            "rows_per_s": round(prompts / wall, 1), "end_to_end_share": round(prompts / wall / ideal, 3),
-            "steady_req_per_s": round(float(steady), 1), "steady_share": round(float(steady) / ideal, 3),
-            "ideal_per_s": round(ideal, 1), "max_in_flight": stub.max_in_flight,
-            "ok": result.summary["status_counts"].get("ok", 0), "retries": result.summary["retries"]}
+    return {
+        "cap": cap,
+        "rate_429": rate_429,
+        "rows": prompts,
+        "requests": len(log),
+        "wall_s": round(wall, 2),
+        "rows_per_s": round(prompts / wall, 1),
+        "end_to_end_share": round(prompts / wall / ideal, 3),
+        "steady_req_per_s": round(float(steady), 1),
+        "steady_share": round(float(steady) / ideal, 3),
+        "ideal_per_s": round(ideal, 1),
+        "max_in_flight": stub.max_in_flight,
+        "ok": result.summary["status_counts"].get("ok", 0),
+        "retries": result.summary["retries"],
+    }
 
 
 def main() -> None:
@@ -84,13 +115,25 @@ def main() -> None:
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
             print(json.dumps(rows[-1]), flush=True)
-    header = ["cap", "429s", "rows", "requests", "wall s", "rows/s", "e2e/ideal", "steady req/s", "steady/ideal",
-              "max in flight"]
+    header = [
+        "cap",
+        "429s",
+        "rows",
+        "requests",
+        "wall s",
+        "rows/s",
+        "e2e/ideal",
+        "steady req/s",
+        "steady/ideal",
+        "max in flight",
+    ]
     print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for r in rows:
-        print(f"| {r['cap']} | {r['rate_429']:.0%} | {r['rows']} | {r['requests']} | {r['wall_s']} | "
-              f"{r['rows_per_s']} | {r['end_to_end_share']} | {r['steady_req_per_s']} | {r['steady_share']} | "
-              f"{r['max_in_flight']} |")
+        print(
+            f"| {r['cap']} | {r['rate_429']:.0%} | {r['rows']} | {r['requests']} | {r['wall_s']} | "
+            f"{r['rows_per_s']} | {r['end_to_end_share']} | {r['steady_req_per_s']} | {r['steady_share']} | "
+            f"{r['max_in_flight']} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     ray.shutdown()

@@ -18,18 +18,43 @@ from valuecsv_ray.llm_stub import StubLLM
 pytestmark = pytest.mark.ray
 
 
-def test_eval_on_quest100_writes_leaderboard_and_report(ray_local, tiny_registry, shared_data, tmp_path,
-                                                        monkeypatch):
+def test_eval_on_quest100_writes_leaderboard_and_report(
+    ray_local, tiny_registry, shared_data, tmp_path, monkeypatch
+):
     prompts, _ = load_suite("quest100", shared_data)
     broken = {prompts["prompt"][3]: ["400"], prompts["prompt"][7]: ["null"] * 4}  # per model, all attempts
     monkeypatch.setenv("EVAL_STUB_KEY", "sk-stub")
     with StubLLM(latency_s=0.01, faults=broken) as stub:
-        endpoints = [{"name": n, "base_url": stub.base_url, "model": m, "api_key_env": "EVAL_STUB_KEY",
-                      "max_in_flight": 8} for n, m in (("model-a", "stub-a"), ("model-b", "stub-b"))]
+        endpoints = [
+            {
+                "name": n,
+                "base_url": stub.base_url,
+                "model": m,
+                "api_key_env": "EVAL_STUB_KEY",
+                "max_in_flight": 8,
+            }
+            for n, m in (("model-a", "stub-a"), ("model-b", "stub-b"))
+        ]
         (tmp_path / "endpoints.yaml").write_text(yaml.safe_dump({"endpoints": endpoints}))
-        args = ["eval", "--suite", "quest100", "--data-dir", str(shared_data), "--endpoints",
-                str(tmp_path / "endpoints.yaml"), "--registry", str(tiny_registry), "--out", str(tmp_path / "ev"),
-                "--profile", "uniform", "--profile", "personal", "--n-boot", "200"]
+        args = [
+            "eval",
+            "--suite",
+            "quest100",
+            "--data-dir",
+            str(shared_data),
+            "--endpoints",
+            str(tmp_path / "endpoints.yaml"),
+            "--registry",
+            str(tiny_registry),
+            "--out",
+            str(tmp_path / "ev"),
+            "--profile",
+            "uniform",
+            "--profile",
+            "personal",
+            "--n-boot",
+            "200",
+        ]
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
         again = CliRunner().invoke(main, args)  # resumes: nothing asked or scored twice
@@ -41,7 +66,10 @@ def test_eval_on_quest100_writes_leaderboard_and_report(ray_local, tiny_registry
     assert len(responses) == 200 and responses["id"].is_unique
     quarantine = pq.read_table(out / "audit" / "quarantine").to_pandas()
     assert len(quarantine) == 4 and quarantine["reason"].str.startswith("response status ").all()
-    assert set(quarantine["reason"].str.split(":").str[0]) == {"response status http_error", "response status empty"}
+    assert set(quarantine["reason"].str.split(":").str[0]) == {
+        "response status http_error",
+        "response status empty",
+    }
     summary = json.loads((out / "audit" / "summary.json").read_text())
     assert summary["rows_in"] == 200 and summary["rows_scored"] == 196 and summary["duplicates"] == 0
     board = pd.read_parquet(out / "leaderboard" / "leaderboard.parquet")
