@@ -100,3 +100,15 @@ def test_two_profiles_with_one_name_are_refused(tmp_path, toy):
     assert [p.name for p in load_profiles(["uniform", "outer"], toy)] == ["uniform", "outer"]
     with pytest.raises(LeaderboardError, match="profile name.s. inner given more than once"):
         load_profiles(["inner", str(path)], toy)
+
+
+def test_the_shipped_example_profile_loads_with_the_documented_weights():
+    from pathlib import Path
+
+    from valuecsv_ray.leaderboard import load_profile
+    from valuecsv_ray.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy()
+    shipped = Path(__file__).resolve().parents[2] / "configs" / "profile-rule-of-law-first.yaml"
+    weights = dict(zip(taxonomy.ids, load_profile(str(shipped), taxonomy).vector(taxonomy), strict=True))
+    assert weights["rule_of_law"] == 4 and weights["freedom"] == 2 and weights["harmony"] == 1

@@ -116,13 +116,19 @@ def data() -> None:
 
 @data.command("fetch")
 @click.option("--dest", type=click.Path(file_okay=False), default="data", show_default=True,
-              help="folder to save ValueCSV5000.xlsx in")
-def data_fetch(dest: str) -> None:
-    """Download ValueCSV5000.xlsx (CC BY 4.0) and verify its sha256."""
-    from valuecsv_ray.fetch import fetch_valuecsv5000
+              help="folder to save the files in (prompt suites read it as --data-dir)")
+@click.option("--dataset", "datasets", multiple=True, default=("valuecsv5000",), show_default=True,
+              type=click.Choice(["valuecsv5000", "quest100", "cvalues-responsibility", "all"]),
+              help="file to download: ValueCSV5000.xlsx, quest100.xlsx or CValues' responsibility "
+                   "prompts (repeatable; `all` for every one)")
+def data_fetch(dest: str, datasets: tuple[str, ...]) -> None:
+    """Download the public data files (CC BY 4.0 / Apache-2.0) and verify their sha256."""
+    from valuecsv_ray.fetch import KNOWN_FILES, fetch
 
-    path = _run_or_exit(lambda: fetch_valuecsv5000(Path(dest)))
-    click.echo(f"ok: {path} (sha256 verified)")
+    names = list(KNOWN_FILES) if "all" in datasets else dict.fromkeys(datasets)
+    for name in names:
+        path = _run_or_exit(lambda name=name: fetch(name, Path(dest)))
+        click.echo(f"ok: {path} (sha256 verified)")
 
 
 @data.command("check")
