@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 
 import click
 
-from valuecsv_ray.cli.options import given, options_from
+from valuecsv_ray.cli.options import fail, given, options_from
 from valuecsv_ray.config import ConfigError, ServeConfig, TrainConfig, load_train_config
 from valuecsv_ray.settings import parse_overrides
 from valuecsv_ray.taxonomy import Label, TaxonomyError
@@ -71,8 +70,7 @@ def _run_or_exit(fn):
     try:
         return fn()
     except (DataError, RegistryError, TrainingError, BackboneError, FetchError, TaxonomyError) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
+        fail(str(e))
 
 
 @main.group()
@@ -221,8 +219,7 @@ def _query(url: str, texts: list[str], token: str | None) -> tuple[list[dict], l
         return results, [Label(**{k: v[k] for k in ("id", "en", "zh", "group", "column")})
                          for v in values["labels"]]
     except EndpointError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
+        fail(str(e))
 
 
 def format_scores(texts: list[str], results: list[dict], labels: list[Label]) -> str:

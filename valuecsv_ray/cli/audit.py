@@ -7,19 +7,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from valuecsv_ray.cli.options import given, options_from
+from valuecsv_ray.cli.options import fail, given, options_from
 from valuecsv_ray.config import AuditConfig, ConfigError, load_audit_config
 from valuecsv_ray.settings import parse_overrides
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
 
 
 @click.command("audit")
@@ -47,7 +41,7 @@ def audit_cmd(inputs: tuple[str, ...], config_path: str | None, overrides: tuple
     try:
         result = run_audit(cfg)
     except (AuditError, RegistryError, InputError, StatsError, TaxonomyError) as e:
-        _fail(str(e))
+        fail(str(e))
     table = model_value_table(result.stats, result.taxonomy)
     click.echo(format_summary(result.summary))
     click.echo(f"\n{coverage_statement(result.coverage)}\nmean probability per model and value:")
@@ -75,6 +69,6 @@ def report_cmd(stats_dir: str, out_dir: str | None) -> None:
     try:
         written = write_report(Path(stats_dir), Path(out_dir) if out_dir else None)
     except (StatsError, OSError) as e:
-        _fail(str(e))
+        fail(str(e))
     for name, path in written.items():
         click.echo(f"{name}: {path}")

@@ -7,18 +7,11 @@ valuecsv-ray collect --suite prompts.jsonl --endpoints endpoints.yaml --out c1 -
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from valuecsv_ray.cli.options import given, options_from
+from valuecsv_ray.cli.options import fail, given, options_from
 from valuecsv_ray.collect.config import CollectConfig, load_collect_config
 from valuecsv_ray.settings import ConfigError, parse_overrides
-
-
-def fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
 
 
 def collect_config(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -18,6 +17,7 @@ from typing import TypeVar
 import click
 import pandas as pd
 
+from valuecsv_ray.cli.options import fail
 from valuecsv_ray.cvalues.items import ItemsError, mc_items, read_items, write_items
 from valuecsv_ray.cvalues.manual import ManualError, export_need_check, import_manual
 from valuecsv_ray.cvalues.metrics import (
@@ -40,8 +40,7 @@ def _or_fail(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except (PairsError, ItemsError, MetricsError, ManualError) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
+        fail(str(e))
 
 
 @click.group("cvalues")

@@ -8,15 +8,11 @@ Both take an evaluation folder (EVAL/audit/...), an audit output folder or its s
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
+from valuecsv_ray.cli.options import fail
 
 
 @click.command("leaderboard")
@@ -48,7 +44,7 @@ def leaderboard_cmd(path: str, profiles: tuple[str, ...], out_dir: str | None, n
         board = leaderboard(scores, taxonomy, load_profiles(profiles, taxonomy), n_boot=n_boot, seed=seed)
         written = write_leaderboard(board, Path(out_dir) if out_dir else where.leaderboard_dir)
     except (LeaderboardError, OSError) as e:
-        _fail(str(e))
+        fail(str(e))
     click.echo(format_leaderboard(board))
     names = ", ".join(p.name for p in written.values())
     click.echo(f"\nleaderboard in {written['parquet'].parent} ({names})")
@@ -74,7 +70,7 @@ def compare_cmd(path: str, model_a: str, model_b: str, out_file: str | None, n_b
             Path(out_file).parent.mkdir(parents=True, exist_ok=True)
             table.to_csv(out_file, index=False)
     except (LeaderboardError, OSError) as e:
-        _fail(str(e))
+        fail(str(e))
     click.echo(format_compare(table))
     if out_file:
         click.echo(f"\ntable in {out_file}")

@@ -1,4 +1,4 @@
-"""Click options derived from the settings declarations (`valuecsv_ray.config`).
+"""Click options derived from the settings declarations (`valuecsv_ray.config`), and `fail`.
 
     @options_from(TrainConfig)
     def train(**flags): cfg = load_train_config(path, given(flags))
@@ -11,8 +11,10 @@ config file's value (or the declared default) stands.
 
 from __future__ import annotations
 
+import sys
 import typing
 from collections.abc import Callable
+from typing import NoReturn
 
 import click
 
@@ -53,3 +55,9 @@ def options_from(cls: type, skip: tuple[str, ...] = ()) -> Callable:
 def given(flags: dict) -> dict:
     """The options the user gave (None means not given)."""
     return {k: v for k, v in flags.items() if v is not None}
+
+
+def fail(message: str) -> NoReturn:
+    """An expected error of a command: `error: message` on stderr, exit status 1."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)

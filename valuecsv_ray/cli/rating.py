@@ -8,17 +8,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
+from valuecsv_ray.cli.options import fail
+
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
 
 
 @click.group("rating")
@@ -48,7 +45,7 @@ def export_cmd(responses: Path, out: Path, raters: int, overlap: float, overlap_
         result = export_rating_sheet(read_responses(responses), out, raters=raters, seed=seed,
                                      overlap=overlap, overlap_raters=overlap_raters, suite=suite)
     except (RatingError, OSError) as e:
-        _fail(str(e))
+        fail(str(e))
     left_out = ", ".join(f"{reason}: {n}" for reason, n in result.left_out.items()) or "none"
     click.echo(f"{result.n_answers} answers to rate, {result.n_overlap} of them by more than one rater; "
                f"left out: {left_out}")
@@ -77,7 +74,7 @@ def import_cmd(filled: tuple[Path, ...], key: Path, out: Path) -> None:
         ratings = import_ratings(list(filled), key)
         write_ratings(ratings, out)
     except (RatingError, OSError) as e:
-        _fail(str(e))
+        fail(str(e))
     for rater, rows in ratings.groupby("rater", sort=True):
         unrated = int(rows["status"].eq("unrated").sum())
         click.echo(f"rater {rater}: {len(rows) - unrated} rated, {unrated} unrated ({rows['file'].iloc[0]})")
@@ -98,5 +95,5 @@ def summary_cmd(ratings_path: Path, level: str) -> None:
     try:
         summary = aggregate_ratings(read_ratings(ratings_path), level=level)
     except RatingError as e:
-        _fail(str(e))
+        fail(str(e))
     click.echo(format_summary(summary))
