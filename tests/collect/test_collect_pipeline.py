@@ -140,6 +140,14 @@ def test_rerun_asks_nothing_again_and_a_changed_plan_is_refused(ray_local, tmp_p
         sent = len(stub.requests())
         again = run_collect(load_collect_config(None, settings), progress=False)
         assert len(stub.requests()) == sent and again.summary["rows_written"] == 4 * 3
+        part = sorted((tmp_path / "out" / RESPONSES).glob("*.parquet"))[0]
+        lost = pq.read_table(part).num_rows
+        part.write_bytes(part.read_bytes()[:100])  # a file cut off by an interruption
+        (tmp_path / "out" / RESPONSES / "part-x.tmp").write_bytes(b"PAR1")  # a write cut before its rename
+        redone = run_collect(load_collect_config(None, settings), progress=False)
+        assert len(stub.requests()) == sent + lost and redone.summary["duplicates"] == 0
+        assert len(read_responses(tmp_path / "out")) == 4 * 3
+        assert not list((tmp_path / "out" / RESPONSES).glob("*.tmp"))
         write_endpoints(endpoints, stub.base_url, temperature=0.1)
         with pytest.raises(CollectError, match="new --out folder"):
             run_collect(load_collect_config(None, settings), progress=False)
