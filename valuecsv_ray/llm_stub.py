@@ -17,6 +17,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import signal
 import threading
 import time
 import uuid
@@ -327,7 +328,7 @@ class StubLLM:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Serve until Ctrl-C, printing the base URL."""
+    """Serve until Ctrl-C (SIGINT) or SIGTERM, printing the base URL."""
     ap = argparse.ArgumentParser(prog="python -m valuecsv_ray.llm_stub", description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default 8000)")
@@ -340,6 +341,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     stub = StubLLM(api_key=None if args.no_auth else args.api_key, latency_s=args.latency,
                    rate_429=args.rate_429, retry_after_s=args.retry_after, host=args.host, port=args.port)
+    # Ctrl-C and SIGTERM stop it, even when started from a shell that ignores SIGINT (a background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with stub:
         key = "no key needed" if stub.api_key is None else f"api key {stub.api_key}"
         print(f"stub LLM serving at {stub.base_url} ({key}; models {', '.join(stub.models)}); Ctrl-C stops",
