@@ -353,8 +353,8 @@ def test_train_entrypoint() -> None:
     limits = group["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert per_worker["CPU"] <= cpus(limits["cpu"])
     assert cfg.runs_dir.startswith("s3://")
-    if "://" not in str(cfg.registry_dir):
-        pytest.xfail(f"runs_dir URIs: the registry would go to the local folder {cfg.registry_dir}")
+    assert cfg.registry_uri == f"{cfg.runs_dir.rstrip('/')}/{cfg.name}"  # published there when complete
+    assert cfg.ray_storage.startswith("s3://")  # Ray Train checkpoints on shared storage
 
 
 def test_audit_entrypoint() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from valuecsv_ray.registry_store import cache_root, is_uri
 from valuecsv_ray.settings import (
     ConfigError,
     build,
@@ -101,7 +102,8 @@ class TrainConfig:
     """Everything that decides what a training job does; written into every manifest."""
 
     name: str = setting("valuecsv", "job name; the registry is RUNS_DIR/NAME, re-running resumes it")
-    runs_dir: str = setting("runs", "folder holding one registry per job name", identity=False)
+    runs_dir: str = setting("runs", "folder or s3://, gs:// URI holding one registry per job name",
+                            identity=False)
     data: str = setting("sample", "annotated xlsx/csv/jsonl/parquet, or 'sample' (shipped)")
     taxonomy: str = setting(DEFAULT_TAXONOMY, "the value set: a built-in name or a taxonomy YAML file")
     values: str = setting("all", "'all' or a comma list of value ids to train (binary mode)")
@@ -124,12 +126,23 @@ class TrainConfig:
                                        "RUNS_DIR/NAME/_ray", identity=False)
 
     @property
+    def registry_uri(self) -> str | None:
+        """RUNS_DIR/NAME when RUNS_DIR is on object storage (s3://, gs://), else None."""
+        return f"{self.runs_dir.rstrip('/')}/{self.name}" if is_uri(self.runs_dir) else None
+
+    @property
     def registry_dir(self) -> Path:
+        """Where the registry is built: RUNS_DIR/NAME, or for object storage a local staging
+        folder ($VALUECSV_CACHE/staging/NAME) published to RUNS_DIR/NAME when complete."""
+        if self.registry_uri:
+            return cache_root().parent / "staging" / self.name
         return Path(self.runs_dir) / self.name
 
     @property
     def ray_storage(self) -> str:
-        return self.storage_path or str(self.registry_dir / "_ray")
+        if self.storage_path:
+            return self.storage_path
+        return f"{self.registry_uri}/_ray" if self.registry_uri else str(self.registry_dir / "_ray")
 
     @property
     def task_ids(self) -> tuple[str, ...]:

@@ -1,13 +1,15 @@
 """The model registry: one folder per training job, one HF folder per evaluator, a manifest.
 
-    registry = load_registry("runs/valuecsv")      # refuses an incomplete folder
+    registry = load_registry("runs/valuecsv")      # refuses an incomplete or altered folder
+    registry = load_registry("s3://bucket/runs/x") # copied once into a local cache, then checked
     print(format_metrics_table(metrics_table(registry.manifest)))
 
 Layout of RUNS_DIR/NAME:
 
     manifest.json               taxonomy, values, thresholds, temperatures, window rule, metrics,
                                 calibration (ECE), long-text figures, backbone, data hash, split seed,
-                                resolved config, versions, per-evaluator training intervals
+                                resolved config, versions, per-evaluator training intervals, and
+                                the sha256 of every evaluator file (checked on every load)
     job.json                    what the job was started with (checked again on re-runs)
     split.json                  row indices of train / validation / test
     bad_rows.csv                rows left out with --skip-bad-rows, with the reason
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -32,17 +35,25 @@ import pandas as pd
 
 from valuecsv_ray import __version__
 from valuecsv_ray.config import TRAIN_RUNTIME_KEYS
+from valuecsv_ray.registry_store import (
+    fetch_registry,
+    file_checksums,
+    integrity_problems,
+    is_uri,
+    unsafe_path,
+)
 from valuecsv_ray.settings import changed_settings
 from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 
 FORMAT = "valuecsv-ray/registry"
-FORMAT_VERSION = 2  # 2: taxonomy, window rule, temperature and calibration recorded
+FORMAT_VERSION = 3  # 2: taxonomy, window rule, temperature, calibration; 3: sha256 of every file
 MANIFEST = "manifest.json"
 JOB_FILE = "job.json"
 SPLIT_FILE = "split.json"
 BAD_ROWS_FILE = "bad_rows.csv"
 EVALUATORS = "evaluators"
 EVALUATOR_FILE = "evaluator.json"
+log = logging.getLogger(__name__)
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer_config.json", EVALUATOR_FILE)
 
 
@@ -156,6 +167,7 @@ def write_manifest(path: Path, task_ids: tuple[str, ...]) -> dict:
             "taxonomy": taxonomy.to_dict(), "complete": not missing, "missing": missing, "values": values,
             "evaluators": evaluators, **{k: job[k] for k in ("config", "data", "split", "versions")},
             "backbone": job["config"]["backbone"], "created": job["created"]}
+    body["files"] = file_checksums(path, body)  # part of the id: the id pins the weights
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
     manifest = {"registry_id": f"{job['config']['name']}-{digest[:10]}", **body,
                 "written": time.time()}
@@ -164,7 +176,13 @@ def write_manifest(path: Path, task_ids: tuple[str, ...]) -> dict:
 
 
 def load_registry(path: str | Path) -> Registry:
-    """Open a registry; raise RegistryError naming every missing piece if it is incomplete."""
+    """Open a registry folder, or one on object storage (s3://, gs://: copied once into a local
+    cache, see registry_store); raise RegistryError naming every missing, unsafe or altered piece."""
+    if is_uri(path):
+        try:
+            path = fetch_registry(str(path))
+        except (OSError, ValueError) as e:
+            raise RegistryError(f"cannot load registry {path}: {e}") from e
     path = Path(path)
     fix = f"Run `valuecsv-ray train --name {path.name} --runs-dir {path.parent}` to (re)build it."
     if not (path / MANIFEST).is_file():
@@ -172,6 +190,8 @@ def load_registry(path: str | Path) -> Registry:
     manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     problems = [f"evaluator {t!r} never finished training" for t in manifest.get("missing", [])]
     for value_id, ev in manifest["evaluators"].items():
+        if unsafe_path(path, ev["path"]) is not None:
+            continue  # reported by integrity_problems
         folder = path / ev["path"]
         problems += [f"{value_id}: {folder / name} is missing" for name in MODEL_FILES
                      if not (folder / name).is_file()]
@@ -179,8 +199,13 @@ def load_registry(path: str | Path) -> Registry:
             problems.append(f"{value_id}: no decision threshold in the manifest")
     if not manifest["evaluators"]:
         problems.append("no evaluators")
+    problems += integrity_problems(path, manifest)
     if problems:
-        raise RegistryError(f"registry {path} is incomplete:\n  " + "\n  ".join(problems) + f"\n{fix}")
+        raise RegistryError(f"registry {path} is incomplete or altered:\n  " + "\n  ".join(problems)
+                            + f"\n{fix}")
+    if not manifest.get("files"):
+        log.warning("registry %s records no file checksums (format %s): its files are not checked; "
+                    "retrain to record them", path, manifest.get("format_version"))
     return Registry(path=path, manifest=manifest)
 
 

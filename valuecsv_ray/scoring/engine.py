@@ -171,8 +171,8 @@ class Ensemble:
         heads: dict[Path, Head] = {}
         for column, folder, output in group["folders"]:
             if folder not in heads:
-                model = AutoModelForSequenceClassification.from_pretrained(
-                    folder, attn_implementation="sdpa", dtype=self.dtype
+                model = AutoModelForSequenceClassification.from_pretrained(  # weights only, no pickle
+                    folder, attn_implementation="sdpa", dtype=self.dtype, use_safetensors=True
                 ).to(self.device).eval()
                 multi = model.config.problem_type == "multi_label_classification"
                 heads[folder] = Head(model, [], [], multi)

@@ -33,6 +33,7 @@ from ray import serve
 from ray.serve import Application
 
 from valuecsv_ray.config import ServeConfig, serve_config
+from valuecsv_ray.registry_store import is_uri
 from valuecsv_ray.serve.api import HEALTH_TEXT, TOKEN_ENV, build_api
 
 if TYPE_CHECKING:  # the engine (torch) loads in replicas only, not in Serve's proxy
@@ -93,7 +94,7 @@ def app_builder(args: dict) -> Application:
     """
     validated = serve_config(args)
     registry = Path(validated.registry).expanduser()
-    if not registry.is_absolute():  # relative to where `serve run` / `serve deploy` builds
+    if not is_uri(validated.registry) and not registry.is_absolute():  # relative to where `serve run` builds
         validated = dataclasses.replace(validated, registry=str(registry.resolve()))
     deployment = EnsembleDeployment.options(
         max_ongoing_requests=validated.max_ongoing_requests,

@@ -192,7 +192,8 @@ def reevaluate_registry(path: Path, device: str | None = None,
         value_ids = list(info["evaluators"])
         columns = [taxonomy.ids.index(v) for v in value_ids]
         with quiet_hf_progress():
-            model = AutoModelForSequenceClassification.from_pretrained(folder).to(run_on).eval()
+            model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
+            model = model.to(run_on).eval()
         multi = model.config.problem_type == "multi_label_classification"
         texts = {p: [data.texts[i] for i in split[p]] for p in ("validation", "test")}
         targets = {p: data.labels[split[p]][:, columns] for p in ("validation", "test")}

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from valuecsv_ray import registry
 from valuecsv_ray.cluster import connect
 from valuecsv_ray.config import TrainConfig
+from valuecsv_ray.registry_store import publish_registry
 from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 from valuecsv_ray.train.annotated import AnnotatedData, load_annotated, write_bad_rows
 from valuecsv_ray.train.split import Split, make_split
@@ -36,8 +37,9 @@ class TrainingError(RuntimeError):
     """Some evaluators did not finish; the message names them and how to resume."""
 
 
-def train_all(cfg: TrainConfig) -> Path:
-    """Train every task of the job (skipping finished ones) and write manifest.json."""
+def train_all(cfg: TrainConfig) -> Path | str:
+    """Train every task of the job (skipping finished ones) and write manifest.json; returns the
+    registry folder, or its URI when RUNS_DIR is on object storage (built locally, then published)."""
     path = cfg.registry_dir.resolve()
     taxonomy = load_taxonomy(cfg.taxonomy)
     data = load_annotated(cfg.data, taxonomy, skip_bad_rows=cfg.skip_bad_rows, limit=cfg.limit_rows)
@@ -63,6 +65,10 @@ def train_all(cfg: TrainConfig) -> Path:
             f"{len(failures)} evaluator(s) failed:\n  {detail}\nFinished ones are kept in {path}; "
             f"run the same command again (same --name) to resume the rest from their checkpoints."
         )
+    if cfg.registry_uri:
+        publish_registry(path, cfg.registry_uri)
+        log.info("registry published to %s", cfg.registry_uri)
+        return cfg.registry_uri
     return path
 
 
