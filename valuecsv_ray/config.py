@@ -219,8 +219,9 @@ class AuditConfig:
 
     inputs: list = setting([], "corpus files, folders, globs or URIs (jsonl, csv, parquet, xlsx)", cli=False)
     registry: str = setting("", "registry folder written by `valuecsv-ray train`")
-    out: str = setting("", "output folder (a path; on several nodes a shared mount): scores/, "
-                           "quarantine/, stats/, summary.json; re-running resumes", identity=False)
+    out: str = setting("", "output folder, a path or an s3://, gs:// URI (on several nodes: object "
+                           "storage or a shared mount): scores/, quarantine/, stats/, summary.json; "
+                           "re-running resumes", identity=False)
     input: InputSpec = nested(InputSpec, "where the corpus columns are")
     scoring: ScoringSettings = nested(ScoringSettings, "how the engine runs")
     batch_size: int = setting(256, "rows per scoring call of an actor", identity=False)
@@ -239,10 +240,6 @@ class AuditConfig:
                 and all(isinstance(i, str) and i for i in self.inputs)):
             out.append("inputs: give at least one corpus file, folder, glob or URI")
         out += [f"{k} is required" for k in ("registry", "out") if not getattr(self, k)]
-        if "://" in (self.out or ""):
-            out.append(f"out must be a folder path, got the URI {self.out!r}: the audit writes its "
-                       "output to a file system (on several nodes, a mount they all share, e.g. NFS); "
-                       "copy it to object storage afterwards")
         out += [f"{k} must be a positive integer, got {getattr(self, k)!r}"
                 for k in ("batch_size", "actors", "read_chunk_rows") if not is_int(getattr(self, k), 1)]
         out += [f"{k} must be a number >= 0, got {getattr(self, k)!r}"

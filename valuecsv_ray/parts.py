@@ -5,7 +5,8 @@
 
 Both the collect and the audit stages write a folder of part files from their actors and resume
 by skipping rows whose id is already in one. A part is written under a temporary name and
-renamed, and its name comes from the rows it holds, so a retried task rewrites the same file.
+renamed (on object storage: uploaded whole under its final name), and its name comes from the
+rows it holds, so a retried task rewrites the same file. Folders are paths or URIs (`storage`).
 No Ray, no torch.
 """
 
@@ -18,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from valuecsv_ray.storage import join, leftovers, parquet_files, write_table
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +36,23 @@ def row_hashes(row_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     )
 
 
-def write_part(table: pa.Table, folder: Path, key: str) -> Path:
-    """Write `table` as folder/part-<hash of key>.parquet, atomically (temporary name, then rename)."""
-    path = folder / f"part-{hashlib.blake2b(key.encode(), digest_size=12).hexdigest()}.parquet"
-    folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
-    return path
+def write_part(table: pa.Table, folder: str | Path, key: str) -> str:
+    """Write `table` as folder/part-<hash of key>.parquet, whole or not at all; folder is a path
+    or an object-storage URI."""
+    name = f"part-{hashlib.blake2b(key.encode(), digest_size=12).hexdigest()}.parquet"
+    write_table(table, join(folder, name))
+    return join(folder, name)
 
 
-def done_hashes(folder: Path, column: str = "row_id") -> np.ndarray:
+def done_hashes(folder: str | Path, column: str = "row_id") -> np.ndarray:
     """Hashes of the row ids already written; removes files cut off by an interruption."""
     hashes = []
-    for leftover in folder.glob("*.tmp") if folder.is_dir() else []:  # a write cut off before its rename
-        leftover.unlink()
-    for file in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+    for fs, leftover in leftovers(folder):  # a local write cut off before its rename
+        fs.delete_file(leftover)
+    for fs, file in parquet_files(folder):
         try:
-            hashes.append(row_hashes(pq.read_table(file, columns=[column])[column]))
+            hashes.append(row_hashes(pq.read_table(file, columns=[column], filesystem=fs)[column]))
         except (pa.ArrowInvalid, OSError) as e:
             log.warning("removing %s, cut off by an interruption (%s); its rows are redone", file, e)
-            file.unlink()
+            fs.delete_file(file)
     return np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64)

@@ -78,11 +78,14 @@ def integrity_problems(root: Path, manifest: dict) -> list[str]:
         elif not (root / relative).is_file():
             problems.append(f"{root / relative} is missing")
         elif (actual := sha256_file(root / relative)) != expected:
-            problems.append(f"{root / relative} is not the file the registry was built with "
-                            f"(sha256 {actual[:12]}..., recorded {expected[:12]}...): corrupted or swapped")
+            problems.append(
+                f"{root / relative} is not the file the registry was built with "
+                f"(sha256 {actual[:12]}..., recorded {expected[:12]}...): corrupted or swapped"
+            )
     extra = set(file_checksums(root, manifest)) - set(recorded) if recorded and not problems else set()
-    problems += [f"{root / rel} is not part of the registry (not in the manifest's files)"
-                 for rel in sorted(extra)]
+    problems += [
+        f"{root / rel} is not part of the registry (not in the manifest's files)" for rel in sorted(extra)
+    ]
     return problems
 
 
@@ -109,8 +112,10 @@ def fetch_registry(uri: str, manifest: dict | None = None) -> Path:
     """The local cache folder of the registry at `uri`, copied there once and checked."""
     manifest = manifest or read_remote_manifest(uri)
     if not manifest.get("files"):
-        raise ValueError(f"{uri}: the manifest records no file checksums (a registry written before "
-                         "format 3); rebuild it with `valuecsv-ray train` and publish it again")
+        raise ValueError(
+            f"{uri}: the manifest records no file checksums (a registry written before "
+            "format 3); rebuild it with `valuecsv-ray train` and publish it again"
+        )
     target = cache_root() / manifest["registry_id"]
     if (target / COMPLETE).is_file():
         return target

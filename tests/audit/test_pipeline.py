@@ -79,7 +79,7 @@ def audited(ray_local, tiny_registry, corpus, tmp_path_factory):
 
 
 def test_every_row_is_scored_or_quarantined_with_its_reason(audited, corpus):
-    out, summary = audited.out, audited.summary
+    out, summary = Path(audited.out), audited.summary
     n_lines = len(corpus[0].read_bytes().splitlines())
     assert summary["rows_in"] == n_lines == len(corpus[1]) + 9
     assert summary["rows_scored"] == len(corpus[1]) and summary["rows_quarantined"] == 9
@@ -102,7 +102,7 @@ def test_every_row_is_scored_or_quarantined_with_its_reason(audited, corpus):
 
 
 def test_per_row_scores_equal_the_engine(audited, corpus, tiny_registry):
-    out = audited.out
+    out = Path(audited.out)
     scores = _scores(out).set_index("row_id").loc[[f"r{i}" for i in range(len(corpus[1]))]]
     direct = Ensemble.from_registry(tiny_registry, device="cpu").score(corpus[1])
     np.testing.assert_allclose(scores[list(PROB_COLUMNS)].to_numpy(), direct.probs, atol=1e-6)
@@ -112,7 +112,7 @@ def test_per_row_scores_equal_the_engine(audited, corpus, tiny_registry):
 
 
 def test_outputs_load_in_duckdb_with_the_documented_schema(audited):
-    out = audited.out
+    out = Path(audited.out)
     assert pq.read_table(out / "scores").schema.equals(score_schema(TAX), check_metadata=False)
     got = duckdb.sql(f"select model, count(*) n, avg(p_freedom) from '{out}/scores/*.parquet' "
                      "group by model order by model").fetchall()
@@ -120,7 +120,7 @@ def test_outputs_load_in_duckdb_with_the_documented_schema(audited):
 
 
 def test_the_audit_writes_the_statistics_of_its_scores(audited):
-    out = audited.out
+    out = Path(audited.out)
     scores = _scores(out)
     expected, coverage = compute_stats(scores, TAX)  # every prompt was answered by every model
     pd.testing.assert_frame_equal(audited.stats, expected)
@@ -132,7 +132,7 @@ def test_the_audit_writes_the_statistics_of_its_scores(audited):
 
 
 def test_resume_after_an_interruption_gives_one_row_per_input_row(audited, tiny_registry, corpus, tmp_path):
-    done = audited.out
+    done = Path(audited.out)
     out = tmp_path / "run"
     shutil.copytree(done, out)
     files = sorted((out / "scores").glob("*.parquet"))
@@ -156,7 +156,7 @@ def test_s3_inputs_are_audited_like_local_files(audited, corpus, tiny_registry, 
     assert expand_inputs(["s3://audit-in/"]) == expand_inputs(["s3://audit-in/**/*.jsonl"]) == [uri]
     out = tmp_path / "run"
     summary = run_audit(_config(["s3://audit-in/"], tiny_registry, out)).summary
-    local_out, local = audited.out, audited.summary
+    local_out, local = Path(audited.out), audited.summary
     assert (summary["rows_in"], summary["rows_scored"]) == (local["rows_in"], local["rows_scored"])
     assert summary["quarantine_reasons"] == local["quarantine_reasons"]
     got = _scores(out).sort_values("row_id").reset_index(drop=True)
@@ -180,7 +180,7 @@ def test_an_id_in_two_files_stops_the_audit_before_scoring(tiny_registry, ray_lo
 
 
 def test_resume_with_other_settings_is_refused(audited, tiny_registry, corpus):
-    out = audited.out
+    out = Path(audited.out)
     with pytest.raises(AuditError, match="text_column"):
         run_audit(_config([corpus[0]], tiny_registry, out, text_column="text"))
 

@@ -425,8 +425,9 @@ def test_client_retries_a_dropped_connection(flaky):
 def test_client_gives_up_after_bounded_attempts_and_says_what_to_do(flaky):
     server, url = flaky
     server.script = [(503, "0")] * 4
-    with pytest.raises(EndpointError, match=r"503 \(scripted 503\), 4 times .*try again later"):
+    with pytest.raises(EndpointError, match=r"503 \(scripted 503\), 4 times .*try again later") as e:
         score_texts(url, ["a"], retry=FAST)
+    assert e.value.status == 503  # the last answer's status
     server.script = [(503, "3600")]  # asks for longer than the policy waits: not retried
     with pytest.raises(EndpointError, match="retry after 3600 s"):
         score_texts(url, ["a"], retry=FAST)

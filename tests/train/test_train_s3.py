@@ -12,17 +12,32 @@ from valuecsv_ray.train.runner import train_all
 pytestmark = pytest.mark.ray
 
 
-def test_training_publishes_a_registry_to_s3_that_loads_from_its_uri(ray_local, s3, shared_data, tmp_path,
-                                                                      monkeypatch):
+def test_training_publishes_a_registry_to_s3_that_loads_from_its_uri(
+    ray_local, s3, shared_data, tmp_path, monkeypatch
+):
     from valuecsv_ray.scoring.engine import Ensemble
 
     monkeypatch.setenv("VALUECSV_CACHE", str(tmp_path / "cache"))
     s3.create_dir("runs")
-    cfg = load_train_config(None, dict(
-        runs_dir="s3://runs/valuecsv", name="s3job", data=str(shared_data / "ValueCSV5000.xlsx"),
-        limit_rows=160, values="prosperity,freedom", backbone="tiny", max_length=64, batch_size=16,
-        learning_rate=1e-3, max_epochs=2, patience=5, resources_per_worker={"CPU": 0.5}, max_concurrent=2,
-        torch_threads=1))
+    cfg = load_train_config(
+        None,
+        dict(
+            runs_dir="s3://runs/valuecsv",
+            name="s3job",
+            data=str(shared_data / "ValueCSV5000.xlsx"),
+            limit_rows=160,
+            values="prosperity,freedom",
+            backbone="tiny",
+            max_length=64,
+            batch_size=16,
+            learning_rate=1e-3,
+            max_epochs=2,
+            patience=5,
+            resources_per_worker={"CPU": 0.5},
+            max_concurrent=2,
+            torch_threads=1,
+        ),
+    )
     assert cfg.ray_storage == "s3://runs/valuecsv/s3job/_ray"
     uri = train_all(cfg)
     assert uri == "s3://runs/valuecsv/s3job"

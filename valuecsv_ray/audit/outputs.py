@@ -9,15 +9,14 @@ No Ray, no torch: plain pyarrow over the Parquet files the pipeline writes.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from valuecsv_ray.config import AUDIT_RUNTIME_KEYS, AuditConfig
 from valuecsv_ray.settings import changed_settings
+from valuecsv_ray.storage import is_file, join, read_parquet, read_text, write_text
 
 SCORES, QUARANTINE, STATS = "scores", "quarantine", "stats"
 SUMMARY, RECORD = "summary.json", "audit.json"
@@ -27,26 +26,25 @@ class AuditError(RuntimeError):
     """An audit that cannot start or whose output does not add up."""
 
 
-def start_record(out: Path, cfg: AuditConfig, paths: list[str], registry_id: str) -> None:
+def start_record(out: str, cfg: AuditConfig, paths: list[str], registry_id: str) -> None:
     """Write audit.json, or check that a resumed audit scores the same inputs the same way."""
     record = {"config": cfg.to_dict(), "inputs": paths, "registry_id": registry_id}
-    path = out / RECORD
-    if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
+    path = join(out, RECORD)
+    if is_file(path):
+        old = json.loads(read_text(path))
         changed = changed_settings(old["config"], record["config"], AUDIT_RUNTIME_KEYS)
         changed += [k for k in ("inputs", "registry_id") if old.get(k) != record[k]]
         if changed:
             raise AuditError(f"{out} holds an audit with other settings ({', '.join(changed)}): resume "
                              "with the same inputs and registry, or choose a new --out folder")
         return
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_text(path, json.dumps(record, indent=2, ensure_ascii=False))
 
 
-def summarize(out: Path, rows_in: int) -> dict:
+def summarize(out: str, rows_in: int) -> dict:
     """Counts from the written outputs: scored, quarantined (by reason), per model, duplicates."""
-    scores = _read(out / SCORES, ["row_id", "model"])
-    quarantine = _read(out / QUARANTINE, ["row_id", "reason"])
+    scores = _read(join(out, SCORES), ["row_id", "model"])
+    quarantine = _read(join(out, QUARANTINE), ["row_id", "reason"])
     ids = pa.concat_arrays([scores["row_id"].combine_chunks(), quarantine["row_id"].combine_chunks()])
     return {
         "rows_in": rows_in, "rows_scored": scores.num_rows, "rows_quarantined": quarantine.num_rows,
@@ -55,12 +53,9 @@ def summarize(out: Path, rows_in: int) -> dict:
     }
 
 
-def _read(folder: Path, columns: list[str]) -> pa.Table:
-    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-    tables = [pq.read_table(f, columns=columns) for f in files]
-    if not tables:
-        return pa.table({c: pa.array([], type=pa.string()) for c in columns})
-    return pa.concat_tables(tables)
+def _read(folder: str, columns: list[str]) -> pa.Table:
+    table = read_parquet(folder, columns)
+    return table if table is not None else pa.table({c: pa.array([], type=pa.string()) for c in columns})
 
 
 def _counts(column: pa.ChunkedArray) -> dict[str, int]:

@@ -58,6 +58,7 @@ from valuecsv_ray.cluster import connect
 from valuecsv_ray.config import AuditConfig, InputSpec
 from valuecsv_ray.parts import done_hashes, row_hashes, write_part
 from valuecsv_ray.registry import Registry, load_registry
+from valuecsv_ray.storage import join, located, write_text
 from valuecsv_ray.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -70,15 +71,15 @@ log = logging.getLogger(__name__)
 class AuditResult:
     """What an audit produced: the counts, and the statistics written into OUT/stats/."""
 
-    out: Path  # the audit's output folder
+    out: Path | str  # the audit's output folder: a Path, or a URI (object storage)
     summary: dict  # summary.json: rows in = rows scored + rows quarantined, reasons, rows per model
     stats: pd.DataFrame  # STATS_SCHEMA rows (stats/stats.parquet)
     coverage: dict  # rows and prompts per model, and whether models were compared on common prompts
     taxonomy: Taxonomy  # the registry's values, whose scores these are
 
     @property
-    def stats_dir(self) -> Path:
-        return self.out / STATS
+    def stats_dir(self) -> Path | str:
+        return located(join(self.out, STATS))
 
 
 class CorpusDatasource(FileBasedDatasource):
@@ -122,7 +123,7 @@ def _check(batch: pa.Table, done: np.ndarray, quarantine: str) -> pa.Table:
     bad = _bad_rows(batch.filter(pa.array(~np.isin(hashes, done))) if len(done) else batch)
     if bad.num_rows:
         key = f"{batch['source'][0]}\0{batch['position'][0]}\0{batch['position'][-1]}"
-        write_part(bad, Path(quarantine), key)
+        write_part(bad, quarantine, key)
     return pa.table({"hash": pa.array(hashes, type=pa.int64())})
 
 
@@ -187,10 +188,10 @@ def run_audit(cfg: AuditConfig) -> AuditResult:
     log.info("audit config: %s", cfg.to_dict())
     registry = load_registry(cfg.registry)
     summary = score_corpus(cfg, registry)
-    out = Path(cfg.out)
-    stats, coverage = stats_pass(out / SCORES, out / STATS, registry.taxonomy,
+    out = cfg.out
+    stats, coverage = stats_pass(join(out, SCORES), join(out, STATS), registry.taxonomy,
                                  common_prompts=not cfg.all_prompts)
-    return AuditResult(out, summary, stats, coverage, registry.taxonomy)
+    return AuditResult(located(out), summary, stats, coverage, registry.taxonomy)
 
 
 def score_corpus(cfg: AuditConfig, registry: Registry) -> dict:
@@ -198,20 +199,20 @@ def score_corpus(cfg: AuditConfig, registry: Registry) -> dict:
     cfg.out); returns the summary, after checking that every row is accounted for."""
     started = time.time()
     paths = expand_inputs(list(cfg.inputs))
-    out = Path(cfg.out)
+    out = cfg.out
     start_record(out, cfg, paths, registry.registry_id)
-    done = np.unique(np.concatenate([done_hashes(out / SCORES), done_hashes(out / QUARANTINE)]))
+    done = np.unique(np.concatenate([done_hashes(join(out, SCORES)), done_hashes(join(out, QUARANTINE))]))
     if len(done):
         log.info("resuming %s: %d rows already done are skipped", out, len(done))
     connect()
     rows_in = _check_pass(paths, cfg, done, out)
     todo = read_corpus(paths, cfg).map_batches(_drop_done, fn_kwargs={"done": done}, batch_format="pyarrow",
                                                batch_size=None)
-    _score(todo, cfg).write_parquet(str(out / SCORES))
+    _score(todo, cfg).write_parquet(join(out, SCORES))
     summary = summarize(out, rows_in=rows_in)
     summary |= {"inputs": paths, "registry_id": registry.registry_id, "started": started,
                 "finished": time.time(), "wall_s": round(time.time() - started, 2)}
-    (out / SUMMARY).write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_text(join(out, SUMMARY), json.dumps(summary, indent=2, ensure_ascii=False))
     if summary["rows_in"] != summary["rows_scored"] + summary["rows_quarantined"] or summary["duplicates"]:
         raise AuditError(f"rows do not add up in {out}: {summary['rows_in']} in, {summary['rows_scored']} "
                          f"scored, {summary['rows_quarantined']} quarantined, {summary['duplicates']} "
@@ -219,10 +220,10 @@ def score_corpus(cfg: AuditConfig, registry: Registry) -> dict:
     return summary
 
 
-def _check_pass(paths: list[str], cfg: AuditConfig, done: np.ndarray, out: Path) -> int:
+def _check_pass(paths: list[str], cfg: AuditConfig, done: np.ndarray, out: str) -> int:
     """Quarantine the bad rows and count the rows in; refuse a row id used twice before scoring."""
     checked = read_corpus(paths, cfg).map_batches(
-        _check, fn_kwargs={"done": done, "quarantine": str(out / QUARANTINE)}, batch_format="pyarrow",
+        _check, fn_kwargs={"done": done, "quarantine": join(out, QUARANTINE)}, batch_format="pyarrow",
         batch_size=None)
     hashes = [b["hash"] for b in checked.iter_batches(batch_format="numpy", batch_size=None)]
     hashes = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64)

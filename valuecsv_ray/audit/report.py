@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from valuecsv_ray.audit.stats import StatsError, load_stats
+from valuecsv_ray.storage import is_uri, join, local_folder, located
 from valuecsv_ray.taxonomy import Taxonomy
 
 _BASE_FONT = "DejaVu Sans"  # ships with matplotlib, so it is always there
@@ -283,25 +284,27 @@ def _render_html(blocks: list[Block], title: str) -> str:
     return "\n".join([*parts, "</body>", "</html>", ""])
 
 
-def write_report(stats_dir: Path, out_dir: Path | None = None,
-                 leaderboard_dir: Path | None = None) -> dict[str, Path]:
-    """Write heatmap.png, profiles.png, report.md and report.html (default: into `stats_dir`); with a
-    leaderboard (`leaderboard_dir`, else one found beside the audit) also its section and ranks.png."""
+def write_report(stats_dir: str | Path, out_dir: str | Path | None = None,
+                 leaderboard_dir: Path | None = None) -> dict[str, Path | str]:
+    """Write heatmap.png, profiles.png, report.md and report.html (default: into `stats_dir`; a
+    path or a URI); with a leaderboard (`leaderboard_dir`, else one found beside a local audit)
+    also its section and ranks.png."""
     from valuecsv_ray.leaderboard.report import find_leaderboard, leaderboard_section
 
     stats, coverage, taxonomy = load_stats(stats_dir)
     if stats.empty:
         raise StatsError(f"{stats_dir}: stats.parquet has no rows; nothing to report")
-    out_dir = Path(out_dir if out_dir is not None else stats_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {k: out_dir / name for k, name in REPORT_FILES.items()}
-    _plot_heatmap(model_value_table(stats, taxonomy), taxonomy, paths["heatmap"])
-    _plot_profiles(stats, taxonomy, paths["profiles"])
-    blocks = _blocks(stats, coverage, taxonomy, REPORT_FILES)
-    board_dir = leaderboard_dir if leaderboard_dir is not None else find_leaderboard(Path(stats_dir))
-    if board_dir is not None:
-        section, files = leaderboard_section(Path(board_dir), out_dir, taxonomy)
-        blocks, paths = blocks + section, paths | files
-    paths["markdown"].write_text(_render_markdown(blocks), encoding="utf-8")
-    paths["html"].write_text(_render_html(blocks, f"{taxonomy.title} audit"), encoding="utf-8")
-    return paths
+    target = str(out_dir if out_dir is not None else stats_dir)
+    if leaderboard_dir is None and not is_uri(stats_dir):
+        leaderboard_dir = find_leaderboard(Path(stats_dir))
+    with local_folder(target) as folder:
+        paths = {k: folder / name for k, name in REPORT_FILES.items()}
+        _plot_heatmap(model_value_table(stats, taxonomy), taxonomy, paths["heatmap"])
+        _plot_profiles(stats, taxonomy, paths["profiles"])
+        blocks = _blocks(stats, coverage, taxonomy, REPORT_FILES)
+        if leaderboard_dir is not None:
+            section, files = leaderboard_section(Path(leaderboard_dir), folder, taxonomy)
+            blocks, paths = blocks + section, paths | files
+        paths["markdown"].write_text(_render_markdown(blocks), encoding="utf-8")
+        paths["html"].write_text(_render_html(blocks, f"{taxonomy.title} audit"), encoding="utf-8")
+    return {k: located(join(target, p.name)) for k, p in paths.items()}

@@ -29,6 +29,17 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from valuecsv_ray.audit.schema import STATS_SCHEMA, label_columns, prob_columns
+from valuecsv_ray.storage import (
+    exists,
+    is_file,
+    join,
+    located,
+    parquet_files,
+    read_text,
+    resolve,
+    write_table,
+    write_text,
+)
 from valuecsv_ray.taxonomy import Taxonomy, TaxonomyError
 
 Z95 = 1.96  # two-sided 95% normal quantile, for the CI of the mean and the Wilson interval
@@ -190,13 +201,14 @@ def compute_stats(
     return stats.astype({"n": "int64"}), coverage
 
 
-def read_scores(scores_dir: Path, taxonomy: Taxonomy) -> pd.DataFrame:
-    """The columns the stats need (and `prompt` where present) from a folder of score Parquet files."""
-    scores_dir = Path(scores_dir)
-    if not scores_dir.is_dir():
+def read_scores(scores_dir: str | Path, taxonomy: Taxonomy) -> pd.DataFrame:
+    """The columns the stats need (and `prompt` where present) from a folder of score Parquet files
+    (a path or a URI)."""
+    files = parquet_files(scores_dir)
+    if not files and not exists(scores_dir):
         raise StatsError(f"{scores_dir}: not a folder; pass the audit's OUT/scores/ folder")
-    dataset = ds.dataset(scores_dir, format="parquet")
-    if not dataset.files:
+    dataset = ds.dataset([p for _, p in files], format="parquet", filesystem=files[0][0]) if files else None
+    if dataset is None:
         raise StatsError(f"{scores_dir}: no Parquet files; run the audit first (it writes OUT/scores/)")
     names = dataset.schema.names
     missing = [c for c in required_columns(taxonomy) if c not in names]
@@ -221,7 +233,7 @@ def _check_keys(stats: pd.DataFrame, taxonomy: Taxonomy, where: str) -> None:
 
 
 def write_stats(stats: pd.DataFrame, coverage: dict[str, Any], taxonomy: Taxonomy,
-                out_dir: Path) -> dict[str, Path]:
+                out_dir: str | Path) -> dict[str, Path | str]:
     """Write stats.parquet (exactly STATS_SCHEMA), stats.csv, coverage.json and taxonomy.json
     into `out_dir`; returns their paths (keys as in STATS_FILES)."""
     if list(stats.columns) != STATS_SCHEMA.names:
@@ -230,47 +242,45 @@ def write_stats(stats: pd.DataFrame, coverage: dict[str, Any], taxonomy: Taxonom
     if nulls:
         raise StatsError(f"stats have nulls in {', '.join(nulls)}; STATS_SCHEMA allows none")
     _check_keys(stats, taxonomy, "stats to write")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {key: out_dir / name for key, name in STATS_FILES.items()}
+    paths = {key: join(out_dir, name) for key, name in STATS_FILES.items()}
     table = pa.Table.from_pandas(stats, schema=STATS_SCHEMA, preserve_index=False)
-    pq.write_table(table.replace_schema_metadata(None), paths["parquet"])
-    stats.to_csv(paths["csv"], index=False)
+    write_table(table.replace_schema_metadata(None), paths["parquet"])
+    write_text(paths["csv"], stats.to_csv(index=False))
     _write_json(paths["coverage"], coverage)
     _write_json(paths["taxonomy"], taxonomy.to_dict())
-    return paths
+    return {key: located(path) for key, path in paths.items()}
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+def _write_json(path: str, payload: dict) -> None:
+    write_text(path, json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
 
 
-def load_stats(out_dir: Path) -> tuple[pd.DataFrame, dict[str, Any], Taxonomy]:
+def load_stats(out_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any], Taxonomy]:
     """Read back what write_stats wrote: the stats table, the coverage dict and the taxonomy."""
-    out_dir = Path(out_dir)
     needed = [STATS_FILES[k] for k in ("parquet", "coverage", "taxonomy")]  # stats.csv is for people
-    missing = [name for name in needed if not (out_dir / name).is_file()]
+    missing = [name for name in needed if not is_file(join(out_dir, name))]
     if missing:
         raise StatsError(
             f"{out_dir}: missing {', '.join(missing)}; run the stats pass on the audit's scores/ "
             "first (valuecsv-ray audit, or valuecsv_ray.audit.stats.stats_pass)"
         )
-    stats = pq.read_table(out_dir / "stats.parquet").to_pandas()
+    fs, parquet = resolve(join(out_dir, STATS_FILES["parquet"]))
+    stats = pq.read_table(parquet, filesystem=fs).to_pandas()
     absent = [c for c in STATS_SCHEMA.names if c not in stats.columns]
     if absent:
-        raise StatsError(f"{out_dir / 'stats.parquet'}: missing column(s) {', '.join(absent)}")
-    coverage = json.loads((out_dir / "coverage.json").read_text(encoding="utf-8"))
-    taxonomy_file = out_dir / STATS_FILES["taxonomy"]
+        raise StatsError(f"{join(out_dir, 'stats.parquet')}: missing column(s) {', '.join(absent)}")
+    coverage = json.loads(read_text(join(out_dir, STATS_FILES["coverage"])))
+    taxonomy_file = join(out_dir, STATS_FILES["taxonomy"])
     try:
-        record = json.loads(taxonomy_file.read_text(encoding="utf-8"))
+        record = json.loads(read_text(taxonomy_file))
         taxonomy = Taxonomy.from_dict(record, where=str(taxonomy_file))
     except (json.JSONDecodeError, TaxonomyError) as e:
         raise StatsError(f"{taxonomy_file}: not a taxonomy ({e}); run the stats pass again") from e
-    _check_keys(stats, taxonomy, str(out_dir / "stats.parquet"))
+    _check_keys(stats, taxonomy, join(out_dir, "stats.parquet"))
     return stats[STATS_SCHEMA.names], coverage, taxonomy
 
 
-def stats_pass(scores_dir: Path, out_dir: Path, taxonomy: Taxonomy,
+def stats_pass(scores_dir: str | Path, out_dir: str | Path, taxonomy: Taxonomy,
                common_prompts: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read OUT/scores/, compute the statistics over `taxonomy`'s values and write them to `out_dir`."""
     stats, coverage = compute_stats(read_scores(scores_dir, taxonomy), taxonomy, common_prompts)

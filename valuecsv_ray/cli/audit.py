@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from valuecsv_ray.cli.options import fail, given, options_from
@@ -58,8 +56,8 @@ def format_summary(summary: dict) -> str:
 
 
 @click.command("report")
-@click.argument("stats_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="default: STATS_DIR")
+@click.argument("stats_dir")
+@click.option("--out", "out_dir", help="folder or s3://, gs:// URI; default: STATS_DIR")
 def report_cmd(stats_dir: str, out_dir: str | None) -> None:
     """Write report.md / report.html with a model x value heatmap and per-model profiles, for the
     values of the taxonomy recorded in STATS_DIR."""
@@ -67,7 +65,7 @@ def report_cmd(stats_dir: str, out_dir: str | None) -> None:
     from valuecsv_ray.audit.stats import StatsError
 
     try:
-        written = write_report(Path(stats_dir), Path(out_dir) if out_dir else None)
+        written = write_report(stats_dir, out_dir)
     except (StatsError, OSError) as e:
         fail(str(e))
     for name, path in written.items():

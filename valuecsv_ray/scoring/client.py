@@ -55,7 +55,8 @@ class RetryPolicy:
 
 
 class EndpointError(RuntimeError):
-    """The endpoint did not answer; the message names the URL and what to do."""
+    """The endpoint did not answer; the message names the URL and what to do. `status` is the HTTP
+    status of the last answer (503 when retries ran out on it), None when there was none."""
 
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
@@ -65,9 +66,9 @@ class EndpointError(RuntimeError):
 class _Transient(Exception):
     """A failure worth retrying: 503 or a refused/dropped connection."""
 
-    def __init__(self, reason: str, advice: str, retry_after: float | None = None):
+    def __init__(self, reason: str, advice: str, retry_after: float | None = None, status: int | None = None):
         super().__init__(reason)
-        self.reason, self.advice, self.retry_after = reason, advice, retry_after
+        self.reason, self.advice, self.retry_after, self.status = reason, advice, retry_after, status
 
 
 def score_texts(url: str, texts: Sequence[str], token: str | None = None,
@@ -87,10 +88,10 @@ def request_json(url: str, body: dict | None = None, token: str | None = None,
             spent = time.monotonic() - started
             if attempt == retry.attempts:
                 raise EndpointError(f"{url}: {e.reason}, {attempt} times over {spent:.1f} s; "
-                                    f"{e.advice}") from None
+                                    f"{e.advice}", e.status) from None
             if e.retry_after is not None and e.retry_after > retry.max_delay_s:
                 raise EndpointError(f"{url}: {e.reason} and asks to retry after {e.retry_after:.0f} s; "
-                                    f"{e.advice}") from None
+                                    f"{e.advice}", e.status) from None
             wait = retry.delay(attempt - 1, e.retry_after)
             attempt += 1
             logger.warning("%s: %s; retrying in %.1f s (try %d of %d)", url, e.reason, wait, attempt,
@@ -111,7 +112,7 @@ def _once(url: str, body: dict | None, token: str | None, timeout_s: float) -> d
         message = _error_message(e.read())
         if e.code == 503:
             retry_after = _retry_after(e.headers.get("Retry-After"))
-            raise _Transient(f"answered 503 ({message})", _BUSY, retry_after) from e
+            raise _Transient(f"answered 503 ({message})", _BUSY, retry_after, 503) from e
         advice = _ADVICE.get(e.code, "see the server's log" if e.code >= 500 else "see the message")
         raise EndpointError(f"{url} answered {e.code}: {message}; {advice}", e.code) from None
     except urllib.error.URLError as e:  # raised while connecting or sending
