@@ -470,3 +470,15 @@ def test_serve_run_of_the_shipped_yaml(tiny_registry, tmp_path, serve_run):
     config["applications"][0]["args"] |= {"registry": str(tiny_registry), "token": TOKEN}
     with serve_run(config, tmp_path) as url:
         assert len(score_texts(url, TEXTS, TOKEN)) == len(TEXTS)
+
+
+def test_serve_run_loads_the_registry_from_s3(tiny_registry, tmp_path, serve_run, s3):
+    """The shipped YAML with `registry: s3://...`: each replica fetches the registry into its cache."""
+    from valuecsv_ray.registry_store import publish_registry
+
+    s3.create_dir("serve-models")
+    publish_registry(tiny_registry, "s3://serve-models/runs/tiny12")
+    config = yaml.safe_load((CONFIGS[0].parent / "ensemble.yaml").read_text())
+    config["applications"][0]["args"] |= {"registry": "s3://serve-models/runs/tiny12", "token": TOKEN}
+    with serve_run(config, tmp_path) as url:
+        assert len(score_texts(url, TEXTS, TOKEN)) == len(TEXTS)
