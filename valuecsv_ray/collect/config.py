@@ -175,6 +175,9 @@ class CollectConfig:
             else ["suites: give at least one prompt suite (--suite)"]
         )
         out += [f"{k} is required" for k in ("endpoints", "out") if not getattr(self, k)]
+        if "://" in (self.out or ""):
+            out.append(f"out must be a folder path (on several nodes, a mount they all share), got the URI "
+                       f"{self.out!r}: collect and eval do not write to object storage yet")
         out += [] if is_int(self.actors, 1) else [f"actors must be a positive integer, got {self.actors!r}"]
         for k in ("batch_size", "limit"):
             if getattr(self, k) is not None and not is_int(getattr(self, k), 1):
