@@ -78,3 +78,56 @@ def test_eval_on_quest100_writes_leaderboard_and_report(
     assert (board["n_prompts"] == board["n_prompts"].iloc[0]).all() and board["n_prompts"].iloc[0] <= 98
     report = (out / "report" / "report.md").read_text(encoding="utf-8")
     assert "Leaderboard" in report and (out / "report" / "ranks.png").stat().st_size > 1000
+
+
+def test_eval_into_object_storage_writes_every_step_there(
+    ray_local, tiny_registry, s3, tmp_path, monkeypatch
+):
+    """`--out s3://...`: the answers, the audit, the leaderboard and the report all land on the store."""
+    import pyarrow.fs as pafs
+
+    monkeypatch.setenv("EVAL_STUB_KEY", "sk-stub")
+    suite = tmp_path / "mini.jsonl"
+    suite.write_text(
+        "".join(
+            json.dumps({"id": i, "prompt": f"第{i}题：谈谈公平与诚信。"}, ensure_ascii=False) + "\n"
+            for i in range(12)
+        ),
+        encoding="utf-8",
+    )
+    s3.create_dir("evals")
+    with StubLLM() as stub:
+        endpoints = [
+            {"name": n, "base_url": stub.base_url, "model": m, "api_key_env": "EVAL_STUB_KEY"}
+            for n, m in (("model-a", "stub-a"), ("model-b", "stub-b"))
+        ]
+        (tmp_path / "endpoints.yaml").write_text(yaml.safe_dump({"endpoints": endpoints}))
+        args = [
+            "eval",
+            "--suite",
+            str(suite),
+            "--endpoints",
+            str(tmp_path / "endpoints.yaml"),
+            "--registry",
+            str(tiny_registry),
+            "--out",
+            "s3://evals/run1",
+            "--n-boot",
+            "100",
+        ]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+    infos = s3.get_file_info(pafs.FileSelector("evals/run1", recursive=True))
+    names = {i.path.removeprefix("evals/run1/") for i in infos if i.type == pafs.FileType.File}
+    assert {
+        "collect/summary.json",
+        "audit/summary.json",
+        "audit/stats/stats.parquet",
+        "leaderboard/leaderboard.parquet",
+        "report/report.html",
+        "report/ranks.png",
+    } <= names
+    board = pd.read_parquet("evals/run1/leaderboard/leaderboard.parquet", filesystem=s3)
+    assert set(board["model"]) == {"model-a", "model-b"} and (board["n_prompts"] == 12).all()
+    responses = pd.read_parquet("evals/run1/collect/responses", filesystem=s3)
+    assert len(responses) == 24 and (responses["status"] == "ok").all()

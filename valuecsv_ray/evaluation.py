@@ -23,12 +23,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from valuecsv_ray.audit.outputs import SCORES
 from valuecsv_ray.audit.pipeline import AuditResult, run_audit
 from valuecsv_ray.audit.report import write_report
+from valuecsv_ray.audit.stats import read_scores
 from valuecsv_ray.collect.config import CollectConfig
 from valuecsv_ray.collect.pipeline import RESPONSES, CollectResult, run_collect
 from valuecsv_ray.config import load_audit_config
-from valuecsv_ray.leaderboard import leaderboard, load_profiles, presets, read_audit_scores, write_leaderboard
+from valuecsv_ray.leaderboard import leaderboard, load_profiles, presets, write_leaderboard
+from valuecsv_ray.storage import join, local_folder, located
 
 log = logging.getLogger(__name__)
 COLLECT, AUDIT, LEADERBOARD, REPORT = "collect", "audit", "leaderboard", "report"
@@ -36,32 +39,45 @@ COLLECT, AUDIT, LEADERBOARD, REPORT = "collect", "audit", "leaderboard", "report
 
 @dataclass(frozen=True)
 class EvalResult:
-    out: Path
+    out: Path | str  # a Path, or a URI (object storage)
     collected: CollectResult
     audited: AuditResult
     board: pd.DataFrame  # leaderboard rows: profile, rank, model, score, lo, hi, n_prompts
-    report: dict[str, Path]  # write_report's files
+    report: dict[str, Path | str]  # write_report's files
 
 
-def run_eval(cfg: CollectConfig, registry: str, profiles: list[str] | None = None, n_boot: int = 2000,
-             audit_settings: dict | None = None) -> EvalResult:
+def run_eval(
+    cfg: CollectConfig,
+    registry: str,
+    profiles: list[str] | None = None,
+    n_boot: int = 2000,
+    audit_settings: dict | None = None,
+) -> EvalResult:
     """Every step into cfg.out; `profiles` default to every preset of the registry's taxonomy
     (uniform and one per group); `audit_settings` are extra audit settings (e.g. actors)."""
-    out = Path(cfg.out)
-    log.info("eval step 1/4: collect into %s", out / COLLECT)
-    collected = run_collect(dataclasses.replace(cfg, out=str(out / COLLECT)))
-    log.info("eval step 2/4: audit into %s", out / AUDIT)
-    audit_cfg = load_audit_config(None, {**(audit_settings or {}), "inputs": [str(collected.responses_dir)],
-                                         "registry": registry, "out": str(out / AUDIT)})
+    out = cfg.out
+    log.info("eval step 1/4: collect into %s", join(out, COLLECT))
+    collected = run_collect(dataclasses.replace(cfg, out=join(out, COLLECT)))
+    log.info("eval step 2/4: audit into %s", join(out, AUDIT))
+    audit_cfg = load_audit_config(
+        None,
+        {
+            **(audit_settings or {}),
+            "inputs": [str(collected.responses_dir)],
+            "registry": registry,
+            "out": join(out, AUDIT),
+        },
+    )
     audited = run_audit(audit_cfg)
-    log.info("eval step 3/4: leaderboard into %s", out / LEADERBOARD)
-    scores, taxonomy, _ = read_audit_scores(out / AUDIT)
-    chosen = load_profiles(profiles or list(presets(taxonomy)), taxonomy)
-    board = leaderboard(scores, taxonomy, chosen, n_boot=n_boot)
-    write_leaderboard(board, out / LEADERBOARD)
-    log.info("eval step 4/4: report into %s", out / REPORT)
-    report = write_report(audited.stats_dir, out / REPORT, leaderboard_dir=out / LEADERBOARD)
-    return EvalResult(out, collected, audited, board, report)
+    log.info("eval step 3/4: leaderboard into %s", join(out, LEADERBOARD))
+    scores = read_scores(join(out, AUDIT, SCORES), audited.taxonomy)
+    chosen = load_profiles(profiles or list(presets(audited.taxonomy)), audited.taxonomy)
+    board = leaderboard(scores, audited.taxonomy, chosen, n_boot=n_boot)
+    with local_folder(join(out, LEADERBOARD)) as board_dir:  # uploaded at the end where out is a URI
+        write_leaderboard(board, board_dir)
+        log.info("eval step 4/4: report into %s", join(out, REPORT))
+        report = write_report(audited.stats_dir, join(out, REPORT), leaderboard_dir=board_dir)
+    return EvalResult(located(out), collected, audited, board, report)
 
 
 __all__ = ["run_eval", "EvalResult", "RESPONSES"]

@@ -140,9 +140,3 @@ def test_the_shipped_endpoints_file_loads():
     assert [e.name for e in endpoints] == ["stub-a", "stub-b", "stub-c"]
     assert all(e.api_key_env == "STUB_API_KEY" for e in endpoints) and endpoints[2].samples == 2
 
-
-def test_collect_out_on_object_storage_is_refused_with_a_reason():
-    from valuecsv_ray.collect.config import load_collect_config
-
-    with pytest.raises(ConfigError, match="do not write to object storage yet"):
-        load_collect_config(None, {"suites": ["quest100"], "endpoints": "e.yaml", "out": "s3://b/x"})

@@ -156,7 +156,8 @@ class CollectConfig:
     endpoints: str = setting("", "YAML file listing the LLM endpoints")
     out: str = setting(
         "",
-        "output folder: responses/ (Parquet), collect.json, summary.json; re-running resumes",
+        "output folder, a path or an s3://, gs:// URI: responses/ (Parquet), collect.json, summary.json; "
+        "re-running resumes",
         identity=False,
     )
     data_dir: str = setting("data", "folder holding the built-in suites' files", identity=False)
@@ -175,9 +176,6 @@ class CollectConfig:
             else ["suites: give at least one prompt suite (--suite)"]
         )
         out += [f"{k} is required" for k in ("endpoints", "out") if not getattr(self, k)]
-        if "://" in (self.out or ""):
-            out.append(f"out must be a folder path (on several nodes, a mount they all share), got the URI "
-                       f"{self.out!r}: collect and eval do not write to object storage yet")
         out += [] if is_int(self.actors, 1) else [f"actors must be a positive integer, got {self.actors!r}"]
         for k in ("batch_size", "limit"):
             if getattr(self, k) is not None and not is_int(getattr(self, k), 1):

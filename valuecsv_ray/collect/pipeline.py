@@ -33,7 +33,6 @@ import aiohttp
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 from tqdm import tqdm
 
@@ -42,6 +41,7 @@ from valuecsv_ray.collect.requester import Gate, Outcome, ask
 from valuecsv_ray.collect.schema import OK, RESPONSE_SCHEMA
 from valuecsv_ray.collect.suites import load_suite, suite_table
 from valuecsv_ray.parts import done_hashes, row_hashes, write_part
+from valuecsv_ray.storage import is_file, join, located, read_parquet, read_text, write_table, write_text
 
 log = logging.getLogger(__name__)
 RESPONSES, PROMPTS, RECORD, SUMMARY = "responses", "prompts.parquet", "collect.json", "summary.json"
@@ -65,12 +65,12 @@ class CollectError(RuntimeError):
 
 @dataclass(frozen=True)
 class CollectResult:
-    out: Path
+    out: Path | str  # a Path, or a URI (object storage)
     summary: dict  # summary.json
 
     @property
     def responses_dir(self) -> Path:
-        return self.out / RESPONSES
+        return located(join(self.out, RESPONSES))
 
 
 def row_id(endpoint: Endpoint, prompt_id: str, prompt: str, sample: int) -> str:
@@ -126,7 +126,7 @@ class Requester:
 
     def __init__(self, endpoints: list[Endpoint], keys: _Secret, out: str, actors: int, seed: int = 0):
         self.endpoints = {e.name: e for e in endpoints}
-        self.keys, self.folder = keys, Path(out) / RESPONSES
+        self.keys, self.folder = keys, join(out, RESPONSES)
         self.shares = {e.name: max(1, math.ceil(e.max_in_flight / actors)) for e in endpoints}
         self.rates = {
             e.name: e.requests_per_second / actors if e.requests_per_second else None for e in endpoints
@@ -197,7 +197,7 @@ def load_prompts(cfg: CollectConfig) -> pd.DataFrame:
     return prompts
 
 
-def start_record(out: Path, cfg: CollectConfig, endpoints: list[Endpoint], planned: pa.Table) -> None:
+def start_record(out: str, cfg: CollectConfig, endpoints: list[Endpoint], planned: pa.Table) -> None:
     """collect.json, or check that a resumed run plans the same requests."""
     ids = hashlib.sha256("\n".join(sorted(planned["id"].to_pylist())).encode()).hexdigest()
     record = {
@@ -207,17 +207,16 @@ def start_record(out: Path, cfg: CollectConfig, endpoints: list[Endpoint], plann
         "plan_sha256": ids,
         "endpoints": [{k: v for k, v in e.__dict__.items()} for e in endpoints],
     }
-    path = out / RECORD
-    if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
+    path = join(out, RECORD)
+    if is_file(path):
+        old = json.loads(read_text(path))
         if old.get("plan_sha256") != ids:
             raise CollectError(
                 f"{out} holds a collect run that asked other requests (suites, endpoints, models, samples or "
                 f"parameters differ from {path}): resume with the same settings, or choose a new --out folder"
             )
         return
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_text(path, json.dumps(record, indent=2, ensure_ascii=False))
 
 
 def run_collect(cfg: CollectConfig, progress: bool = True) -> CollectResult:
@@ -225,10 +224,10 @@ def run_collect(cfg: CollectConfig, progress: bool = True) -> CollectResult:
     endpoints = load_endpoints(cfg.endpoints)
     keys = _Secret({e.name: e.api_key() for e in endpoints})
     prompts = load_prompts(cfg)
-    planned, out = plan(prompts, endpoints), Path(cfg.out)
+    planned, out = plan(prompts, endpoints), cfg.out
     start_record(out, cfg, endpoints, planned)
-    pq.write_table(suite_table(prompts), out / PROMPTS)
-    done = done_hashes(out / RESPONSES, column="id")
+    write_table(suite_table(prompts), join(out, PROMPTS))
+    done = done_hashes(join(out, RESPONSES), column="id")
     todo = planned.filter(pa.array(~np.isin(row_hashes(planned["id"]), done))) if len(done) else planned
     log.info(
         "collect: %d rows planned, %d already done, %d to ask",
@@ -238,7 +237,7 @@ def run_collect(cfg: CollectConfig, progress: bool = True) -> CollectResult:
     )
     if todo.num_rows:
         _ask_all(todo, endpoints, keys, cfg, progress)
-    return CollectResult(out, _summarize(out, planned))
+    return CollectResult(located(out), _summarize(out, planned))
 
 
 def _ask_all(
@@ -269,14 +268,10 @@ def _ask_all(
     bar.close()
 
 
-def _summarize(out: Path, planned: pa.Table) -> dict:
+def _summarize(out: str, planned: pa.Table) -> dict:
     """Counts from what is written; every planned row exactly once, or a CollectError."""
-    files = sorted((out / RESPONSES).glob("*.parquet"))
-    table = (
-        pa.concat_tables([pq.read_table(f, columns=["id", "model", "status", "attempts"]) for f in files])
-        if files
-        else pa.table({"id": pa.array([], pa.string())})
-    )
+    table = read_parquet(join(out, RESPONSES), columns=["id", "model", "status", "attempts"])
+    table = table if table is not None else pa.table({"id": pa.array([], pa.string())})
     frame = table.to_pandas()
     planned_ids = set(planned["id"].to_pylist())
     duplicates = int(frame["id"].duplicated().sum()) if len(frame) else 0
@@ -292,10 +287,10 @@ def _summarize(out: Path, planned: pa.Table) -> dict:
         else {},
         "retries": int((frame["attempts"] - 1).sum()) if len(frame) else 0,
     }
-    (out / SUMMARY).write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_text(join(out, SUMMARY), json.dumps(summary, indent=2, ensure_ascii=False))
     if duplicates or missing:
         raise CollectError(
-            f"{out / RESPONSES}: {missing} planned rows missing and {duplicates} written twice "
-            f"(see {out / SUMMARY}); re-run the same command to ask the missing ones"
+            f"{join(out, RESPONSES)}: {missing} planned rows missing and {duplicates} written twice "
+            f"(see {join(out, SUMMARY)}); re-run the same command to ask the missing ones"
         )
     return summary
