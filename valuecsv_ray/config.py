@@ -218,7 +218,7 @@ class AuditConfig:
     """Everything that decides what an audit does (`valuecsv-ray audit`, jobs/audit.py)."""
 
     inputs: list = setting([], "corpus files, folders, globs or URIs (jsonl, csv, parquet, xlsx)", cli=False)
-    registry: str = setting("", "registry folder written by `valuecsv-ray train`")
+    registry: str = setting("", "registry folder or s3://, gs:// URI written by `valuecsv-ray train`")
     out: str = setting("", "output folder, a path or an s3://, gs:// URI (on several nodes: object "
                            "storage or a shared mount): scores/, quarantine/, stats/, summary.json; "
                            "re-running resumes", identity=False)
@@ -258,7 +258,7 @@ class AuditConfig:
 class ServeConfig:
     """The Serve app's args (`args:` in serve_configs/*.yaml, `valuecsv-ray serve` options)."""
 
-    registry: str = setting("", "registry folder written by `valuecsv-ray train`")
+    registry: str = setting("", "registry folder or s3://, gs:// URI written by `valuecsv-ray train`")
     token: str | None = setting(None, "Bearer token; default: $VALUECSV_SERVE_TOKEN, none = open", cli=False)
     max_texts_per_request: int = setting(64, "more texts in one request: 413")
     max_body_bytes: int = setting(1_000_000, "larger request bodies: 413")
