@@ -234,9 +234,9 @@ def test_audit_config_reports_every_problem_at_once():
         assert part in message, part
 
 
-def test_audit_out_must_be_a_folder_path_not_a_uri():
-    with pytest.raises(ConfigError, match="out must be a folder path, got the URI 's3://b/run'"):
-        load_audit_config(overrides={"inputs": ["x.jsonl"], "registry": "r", "out": "s3://b/run"})
+def test_audit_out_may_be_a_folder_path_or_an_object_storage_uri():
+    for out in ("audit/run", "s3://b/run", "gs://b/run"):
+        assert load_audit_config(overrides={"inputs": ["x.jsonl"], "registry": "r", "out": out}).out == out
 
 
 def test_a_stride_longer_than_the_window_is_refused():
