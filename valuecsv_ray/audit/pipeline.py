@@ -157,13 +157,13 @@ def _tokenize(batch: pa.Table, registry: str) -> pa.Table:
 class Scorer:
     """Scoring actor: holds the engine, turns tokenised rows into scores-table rows."""
 
-    def __init__(self, registry: str, device: str | None, token_budget: int, threads: int):
+    def __init__(self, registry: str, device: str | None, scoring: dict, threads: int):
         import torch
 
         from valuecsv_ray.scoring.engine import Ensemble
 
         torch.set_num_threads(max(1, threads))
-        self.engine = Ensemble.from_registry(registry, device=device, token_budget=token_budget)
+        self.engine = Ensemble.from_registry(registry, device=device, **scoring)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         encoded = [batch[f"tokens_{g}"].to_pylist() for g in range(len(self.engine.groups))]
@@ -253,7 +253,7 @@ def _score(todo: ray.data.Dataset, cfg: AuditConfig) -> ray.data.Dataset:
                               batch_size=cfg.batch_size, num_cpus=0.5)
     return tokens.map_batches(
         Scorer, fn_constructor_kwargs={"registry": cfg.registry, "device": device,
-                                       "token_budget": cfg.scoring.token_budget,
+                                       "scoring": cfg.scoring.engine_kwargs(),
                                        "threads": int(cfg.cpus_per_actor)},
         compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_cpus=cfg.cpus_per_actor,
         num_gpus=cfg.gpus_per_actor or None, batch_size=cfg.batch_size, batch_format="pyarrow")

@@ -16,7 +16,9 @@ window, then aggregated over a text's windows ("max": some passage expresses the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +35,7 @@ class Head:
     columns: list[int]  # scorer columns
     outputs: list[int]  # model output index for each column
     multi_label: bool
+    run: Callable | None = None  # packed forward (scoring.varlen) when the engine packs batches
 
 
 def default_stride(max_length: int) -> int:
@@ -63,14 +66,17 @@ def owners_of(per_text: list[list[list[int]]]) -> np.ndarray:
     return np.repeat(np.arange(len(per_text)), [len(w) for w in per_text])
 
 
-def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Pad token id lists to the longest one: input_ids and attention_mask on `device`."""
+def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, device: torch.device | None = None
+              ) -> dict[str, torch.Tensor]:
+    """Pad token id lists to the longest one: input_ids and attention_mask (on `device` if given)."""
     width = max(len(x) for x in ids)
     input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(ids), width), dtype=torch.long)
     for i, x in enumerate(ids):
         input_ids[i, : len(x)] = torch.as_tensor(x, dtype=torch.long)
         mask[i, : len(x)] = 1
+    if device is None:
+        return {"input_ids": input_ids, "attention_mask": mask}
     return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
 
 
@@ -98,19 +104,84 @@ def margins(logits: torch.Tensor, outputs: list[int], multi_label: bool) -> torc
     return (logits[:, 1] - logits[:, 0]).unsqueeze(1).expand(-1, len(outputs))
 
 
+def token_batches(lengths: Sequence[int], budget: int) -> list[np.ndarray]:
+    """Indices sorted by length, cut into runs whose summed lengths fit the token budget (packed
+    batches: no padding, so only real tokens count)."""
+    order = np.argsort(lengths, kind="stable")
+    batches, current, total = [], [], 0
+    for i in order:
+        if current and total + lengths[i] > budget:
+            batches.append(np.asarray(current))
+            current, total = [], 0
+        current.append(i)
+        total += lengths[i]
+    if current:
+        batches.append(np.asarray(current))
+    return batches
+
+
+def to_device(inputs, device: torch.device):
+    """A prepared batch (a dict of tensors, or anything with .to) on `device`; from pinned memory the
+    copy is asynchronous, so it overlaps with the work already queued on the GPU."""
+    if isinstance(inputs, dict):
+        return {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
+    return inputs.to(device, non_blocking=True)
+
+
+def prefetched(batches: Sequence[np.ndarray], prepare: Callable, device: torch.device,
+               depth: int = 2) -> Iterator[tuple[np.ndarray, object]]:
+    """(batch, inputs on device) for each batch; `prepare(batch)` (host work: padding, packing) runs
+    in a background thread up to `depth` batches ahead, into pinned memory on CUDA, so the GPU does
+    not wait for the host. Errors in `prepare` are raised here; leaving the loop stops the thread."""
+    pin = device.type == "cuda"
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        def job(batch):
+            return _pinned(prepare(batch)) if pin else prepare(batch)
+
+        pending = deque(pool.submit(job, b) for b in batches[:depth])
+        try:
+            for i, batch in enumerate(batches):
+                inputs = pending.popleft().result()
+                if i + depth < len(batches):
+                    pending.append(pool.submit(job, batches[i + depth]))
+                yield batch, to_device(inputs, device)
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _pinned(inputs):
+    if isinstance(inputs, dict):
+        return {k: v.pin_memory() for k, v in inputs.items()}
+    return inputs.pin_memory()
+
+
 @torch.inference_mode()
+def collect_margins(heads: list[Head], batches: Sequence[np.ndarray], prepare: Callable, call: Callable,
+                    device: torch.device, n_rows: int) -> np.ndarray:
+    """(n_rows, n_columns) margins of every head on every batch, rows in input order.
+
+    `call(head, inputs)` gives a head's logits for a prepared batch. Margins stay on the device
+    until the end (one copy back, no sync per batch)."""
+    n_columns = max((c for h in heads for c in h.columns), default=-1) + 1
+    columns = [c for h in heads for c in h.columns]
+    pieces = []
+    for _, inputs in prefetched(batches, prepare, device):
+        pieces.append(torch.cat([margins(call(h, inputs), h.outputs, h.multi_label) for h in heads], dim=1))
+    out = np.zeros((n_rows, n_columns), dtype=np.float32)
+    if pieces:
+        rows = np.concatenate(batches)
+        out[rows[:, None], columns] = torch.cat(pieces).cpu().numpy()
+    return out
+
+
 def run_heads(heads: list[Head], window_ids: list[list[int]], pad_id: int, token_budget: int,
               device: torch.device) -> np.ndarray:
     """(n_windows, n_columns) margins of every head on every window, in input order; every head
-    runs on the same length-sorted, token-budget batches."""
-    n_columns = max((c for h in heads for c in h.columns), default=-1) + 1
-    out = np.zeros((len(window_ids), n_columns), dtype=np.float32)
-    for batch in budget_batches([len(w) for w in window_ids], token_budget):
-        inputs = pad_batch([window_ids[i] for i in batch], pad_id, device)
-        for head in heads:
-            logits = head.model(**inputs).logits
-            out[np.ix_(batch, head.columns)] = margins(logits, head.outputs, head.multi_label).cpu().numpy()
-    return out
+    runs on the same length-sorted, token-budget padded batches."""
+    batches = budget_batches([len(w) for w in window_ids], token_budget)
+    return collect_margins(heads, batches, lambda b: pad_batch([window_ids[i] for i in b], pad_id),
+                           lambda head, inputs: head.model(**inputs).logits, device, len(window_ids))
 
 
 def window_probabilities(window_margins: np.ndarray, temperatures: np.ndarray | float = 1.0) -> np.ndarray:

@@ -17,14 +17,20 @@ How it scores:
   probability is calibrated with the evaluator's temperature, then aggregated (max or mean)
   by the rule each evaluator records in the registry (max_length, stride, aggregate): the
   rule its threshold was tuned under in training (`scoring.core`, shared with training).
-- fp32 on CPU; bf16 weights with SDPA attention on CUDA. Same inputs, same outputs.
+- How the models run (`forward`): 'padded' (SDPA over padded batches; fp32, the CPU default)
+  or, on CUDA in bf16, packed batches with no padding (`scoring.varlen`): 'varlen' (the HF model
+  with a varlen attention function) or 'slim' (fused QKV, last layer on [CLS] rows only; the
+  CUDA default, optionally torch.compiled). Packed scoring is checked against padded scoring on
+  a probe batch at load. Host work (padding, packing, copies) runs a batch ahead of the GPU.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +38,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from valuecsv_ray.backbone import quiet_hf_progress
-from valuecsv_ray.config import DEFAULT_TOKEN_BUDGET
+from valuecsv_ray.config import DEFAULT_TOKEN_BUDGET, FORWARDS
 from valuecsv_ray.registry import Registry, load_registry
 from valuecsv_ray.scoring.core import (
     AGGREGATIONS,
@@ -44,7 +50,22 @@ from valuecsv_ray.scoring.core import (
     split_windows,
     text_probabilities,
 )
+from valuecsv_ray.scoring.varlen import (
+    SlimBert,
+    checked_packed_forward,
+    run_packed_heads,
+    supports_packing,
+    use_varlen_attention,
+    varlen_logits,
+)
 from valuecsv_ray.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
+
+# Engine defaults on CUDA, from the H100 measurements of issue 10 (bf16; padded SDPA was fastest
+# with length-sorted 131k-token batches; packed 'slim' is the path built to beat it).
+CUDA_DEFAULTS = {"forward": "slim", "token_budget": 131072}
+CPU_DEFAULTS = {"forward": "padded", "token_budget": DEFAULT_TOKEN_BUDGET}
 
 
 @dataclass(frozen=True)
@@ -142,15 +163,20 @@ class Ensemble:
     thresholds were tuned under the recorded one.
     """
 
-    def __init__(self, registry: Registry, device: str | None = None,
-                 token_budget: int = DEFAULT_TOKEN_BUDGET, stride: int | None = None,
-                 aggregate: str | None = None):
+    def __init__(self, registry: Registry, device: str | None = None, token_budget: int | None = None,
+                 stride: int | None = None, aggregate: str | None = None, forward: str = "auto",
+                 compile: bool = False):
         if aggregate is not None and aggregate not in AGGREGATIONS:
             raise ValueError(f"aggregate must be one of {AGGREGATIONS}, got {aggregate!r}")
+        if forward not in FORWARDS:
+            raise ValueError(f"forward must be one of {FORWARDS}, got {forward!r}")
         self.registry = registry
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        self.token_budget = token_budget
+        defaults = CUDA_DEFAULTS if self.device.type == "cuda" else CPU_DEFAULTS
+        self.forward = defaults["forward"] if forward == "auto" else forward
+        self.token_budget = token_budget or defaults["token_budget"]
+        self.compile = compile
         self.tokenizer = EnsembleTokenizer(registry, stride=stride)
         self.taxonomy, self.value_ids = self.tokenizer.taxonomy, self.tokenizer.value_ids
         self.max_length, self.stride = self.tokenizer.max_length, self.tokenizer.stride
@@ -161,6 +187,8 @@ class Ensemble:
         with quiet_hf_progress():
             self.groups = [{**g, "heads": self._load_heads(g), "columns": [c for c, _, _ in g["folders"]]}
                            for g in self.tokenizer.groups]
+        log.info("engine: %s, %s, forward %s%s, token budget %d", registry.registry_id, self.device,
+                 self.forward, " (compiled)" if compile else "", self.token_budget)
 
     @classmethod
     def from_registry(cls, path: str | Path, **kwargs) -> Ensemble:
@@ -175,10 +203,24 @@ class Ensemble:
                     folder, attn_implementation="sdpa", dtype=self.dtype, use_safetensors=True
                 ).to(self.device).eval()
                 multi = model.config.problem_type == "multi_label_classification"
-                heads[folder] = Head(model, [], [], multi)
+                heads[folder] = Head(model, [], [], multi, self._packed_forward(model, group["max_length"]))
             heads[folder].columns.append(column)
             heads[folder].outputs.append(output)
         return list(heads.values())
+
+    def _packed_forward(self, model: torch.nn.Module, max_length: int):
+        """The model's packed forward for 'varlen'/'slim' (checked against its padded forward)."""
+        if self.forward == "padded":
+            return None
+        if (why := supports_packing(model)) is not None:
+            raise ValueError(f"forward {self.forward!r}: {why}; use forward 'padded'")
+        return checked_packed_forward(model, self._make_packed, self.device, max_length)
+
+    def _make_packed(self, model: torch.nn.Module):
+        if self.forward == "varlen":
+            return partial(varlen_logits, use_varlen_attention(model))
+        slim = SlimBert(model).eval()
+        return torch.compile(slim, dynamic=True) if self.compile else slim
 
     def score(self, texts: Sequence[str]) -> EnsembleScores:
         """Probabilities and labels for each text, in input order."""
@@ -192,8 +234,11 @@ class Ensemble:
         for group, per_text in zip(self.groups, encoded, strict=True):
             owners = owners_of(per_text)
             window_ids = [w for text_windows in per_text for w in text_windows]
-            group_margins = run_heads(group["heads"], window_ids, group["tokenizer"].pad_token_id,
-                                      self.token_budget, self.device)
+            if self.forward == "padded":
+                group_margins = run_heads(group["heads"], window_ids, group["tokenizer"].pad_token_id,
+                                          self.token_budget, self.device)
+            else:
+                group_margins = run_packed_heads(group["heads"], window_ids, self.token_budget, self.device)
             for how in sorted({self.aggregates[c] for c in group["columns"]}):
                 cols = [c for c in group["columns"] if self.aggregates[c] == how]
                 probs[:, cols] = text_probabilities(group_margins[:, cols], owners, n,

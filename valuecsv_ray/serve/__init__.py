@@ -63,7 +63,7 @@ class EnsembleDeployment:
 
         self.args = serve_config(args)
         self.engine = Ensemble.from_registry(self.args.registry, device=self.args.scoring.device,
-                                             token_budget=self.args.scoring.token_budget)
+                                             **self.args.scoring.engine_kwargs())
         self.token = self.args.token or os.environ.get(TOKEN_ENV) or None
 
     def __serve_build_asgi_app__(self) -> FastAPI:

@@ -1,0 +1,198 @@
+"""Packed ("varlen") scoring: the packing, both packed forwards and the engine on them give the
+padded path's numbers, on CPU with the reference attention (CUDA checks run where a GPU is)."""
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F  # noqa: N812
+
+from valuecsv_ray.backbone import tiny_model
+from valuecsv_ray.scoring.core import Head, collect_margins, pad_batch, prefetched, token_batches
+from valuecsv_ray.scoring.engine import Ensemble
+from valuecsv_ray.scoring.varlen import (
+    VARLEN,
+    SlimBert,
+    checked_packed_forward,
+    pack,
+    padding_fraction,
+    reference_segment_attention,
+    segment_attention,
+    supports_packing,
+    use_varlen_attention,
+    varlen_logits,
+)
+
+CPU = torch.device("cpu")
+LENGTHS = (2, 17, 5, 40, 9, 3)
+
+
+def windows(lengths=LENGTHS, seed=0) -> list[list[int]]:
+    g = torch.Generator().manual_seed(seed)
+    return [[2, *torch.randint(5, 20000, (n - 2,), generator=g).tolist(), 3] for n in lengths]
+
+
+@pytest.fixture(params=[False, True], ids=["binary", "multilabel"])
+def model(request):
+    torch.set_num_threads(1)
+    return tiny_model(3 if request.param else 2, request.param).eval()
+
+
+def padded_logits(model, wins) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(**pad_batch(wins, 0, CPU)).logits
+
+
+def test_pack_restarts_positions_and_marks_each_text():
+    wins = windows()
+    packed = pack(wins)
+    ids, positions = packed.input_ids[0].tolist(), packed.position_ids[0].tolist()
+    assert packed.cu_seqlens.dtype == torch.int32 and packed.cu_seqlens.tolist() == [0, *np.cumsum(LENGTHS)]
+    assert packed.max_length == max(LENGTHS) and packed.n_texts == len(LENGTHS)
+    for i, w in enumerate(wins):
+        a, b = packed.cu_seqlens[i].item(), packed.cu_seqlens[i + 1].item()
+        assert ids[a:b] == w and positions[a:b] == list(range(len(w)))
+    assert [ids[r] for r in packed.cls_rows.tolist()] == [2] * len(wins)  # every text's [CLS]
+
+
+def test_pack_refuses_nothing_or_an_empty_window():
+    for bad in ([], [[2, 3], []]):
+        with pytest.raises(ValueError, match="no empty window"):
+            pack(bad)
+
+
+def test_token_batches_cover_every_window_once_within_budget():
+    lengths = [int(n) for n in np.random.default_rng(0).integers(2, 512, 300)] + [900]
+    batches = token_batches(lengths, 2048)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in b) <= 2048 for b in batches if len(b) > 1)
+    assert [lengths[i] for i in batches[-1]] == [900]  # over budget: alone
+    assert padding_fraction(lengths, batches) > 0 and padding_fraction([4, 4], [np.array([0, 1])]) == 0
+
+
+def test_reference_attention_keeps_texts_apart():
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(sum(LENGTHS), 2, 8, generator=g) for _ in range(3))
+    cu = pack(windows()).cu_seqlens
+    got = reference_segment_attention(q, k, v, cu, cu)
+    a, b = cu[1].item(), cu[2].item()  # text 1 alone, as plain SDPA would see it
+    alone = F.scaled_dot_product_attention(*(x[a:b].transpose(0, 1) for x in (q, k, v))).transpose(0, 1)
+    torch.testing.assert_close(got[a:b], alone)
+    whole = F.scaled_dot_product_attention(*(x.transpose(0, 1) for x in (q, k, v))).transpose(0, 1)
+    assert not torch.allclose(got[a:b], whole[a:b], atol=1e-3)  # attending across texts differs
+    torch.testing.assert_close(segment_attention(q, k, v, cu, cu, 40, 40), got)  # CPU: the reference
+
+
+def test_varlen_attention_function_equals_padded_forward(model):
+    wins = windows()
+    expected = padded_logits(model, wins)
+    use_varlen_attention(model)
+    assert model.config._attn_implementation == VARLEN
+    with torch.inference_mode():
+        got = varlen_logits(model, pack(wins))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_slim_forward_equals_padded_forward(model):
+    wins = windows(seed=3)
+    with torch.inference_mode():
+        got = SlimBert(model).eval()(pack(wins))
+    torch.testing.assert_close(got, padded_logits(model, wins), atol=1e-5, rtol=1e-5)
+
+
+def test_packed_forwards_refuse_a_model_that_would_attend_across_texts():
+    model = tiny_model().eval()
+    with pytest.raises(RuntimeError, match="use_varlen_attention"):
+        varlen_logits(model, pack(windows()))  # still on sdpa: no document mask
+    use_varlen_attention(model)
+    with pytest.raises(RuntimeError, match="cu_seq_lens"):
+        model(**pad_batch(windows(), 0, CPU))  # varlen attention without a packed batch
+
+
+def test_load_check_catches_a_packed_forward_without_a_document_mask():
+    model = tiny_model().eval()
+
+    def leaky(m):  # the HF model on the packed stream under sdpa: texts see each other
+        return lambda p: m.classifier(m.bert.pooler(m.bert(
+            input_ids=p.input_ids, position_ids=p.position_ids).last_hidden_state[0, p.cls_rows][:, None]))
+
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="disagrees with padded scoring"):
+        checked_packed_forward(model, leaky, CPU, 64)
+    with torch.inference_mode():
+        assert checked_packed_forward(model, lambda m: SlimBert(m).eval(), CPU, 64) is not None
+
+
+def test_supports_packing_names_what_is_missing():
+    assert supports_packing(tiny_model()) is None
+    relative = tiny_model()
+    relative.config.position_embedding_type = "relative_key"
+    assert "absolute positions" in supports_packing(relative)
+
+
+def test_prefetched_batches_arrive_in_order_and_errors_surface():
+    batches = [np.array([i, i + 10]) for i in range(7)]
+    doubled = prefetched(batches, lambda b: {"v": torch.tensor(b * 2)}, CPU)
+    got = [(b.tolist(), x["v"].tolist()) for b, x in doubled]
+    assert got == [(b.tolist(), (b * 2).tolist()) for b in batches]
+
+    def fails(b):
+        if b[0] == 4:
+            raise KeyError("row 4 is bad")
+        return {"v": torch.tensor(b)}
+
+    seen = []
+    with pytest.raises(KeyError, match="row 4"):
+        for b, _ in prefetched(batches, fails, CPU):
+            seen.append(int(b[0]))
+    assert seen == [0, 1, 2, 3]
+    for _ in prefetched(batches, lambda b: {"v": torch.tensor(b)}, CPU):
+        break  # leaving early neither hangs nor raises
+
+
+def test_collect_margins_restores_input_order(model):
+    wins = windows()
+    head = Head(model, [0], [1], False) if model.config.num_labels == 2 else Head(model, [0, 1], [2, 0], True)
+    batches = token_batches([len(w) for w in wins], 48)
+    assert len(batches) > 1
+    got = collect_margins([head], batches, lambda b: pad_batch([wins[i] for i in b], 0),
+                          lambda h, x: h.model(**x).logits, CPU, len(wins))
+    logits = padded_logits(model, wins).numpy()
+    expected = logits[:, 1:2] - logits[:, :1] if not head.multi_label else logits[:, [2, 0]]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("forward", ["varlen", "slim"])
+def test_engine_packed_forward_scores_as_padded(tiny_registry, forward):
+    torch.set_num_threads(1)
+    texts = ["依法治国，公正司法。", "经济发展，国家富强。" * 90, "邻里互助。", "诚信经营" * 3, "友善"]
+    padded = Ensemble.from_registry(tiny_registry, device="cpu")
+    packed = Ensemble.from_registry(tiny_registry, device="cpu", forward=forward, token_budget=512)
+    assert (padded.forward, padded.token_budget) == ("padded", 16384)
+    expected, got = padded.score(texts), packed.score(texts)
+    assert got.windows.tolist() == expected.windows.tolist() and got.windows[1] > 1
+    np.testing.assert_allclose(got.probs, expected.probs, atol=1e-5)
+
+
+def test_engine_refuses_an_unknown_forward(tiny_registry):
+    with pytest.raises(ValueError, match="forward must be one of"):
+        Ensemble.from_registry(tiny_registry, device="cpu", forward="flash")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (FlashAttention-2 varlen kernel)")
+def test_flash_varlen_kernel_matches_the_reference_on_cuda():
+    g = torch.Generator(device="cuda").manual_seed(0)
+    cu = pack(windows((2, 511, 64, 300, 7))).cu_seqlens.cuda()
+    q, k, v = (torch.randn(int(cu[-1]), 12, 64, device="cuda", dtype=torch.bfloat16, generator=g)
+               for _ in range(3))
+    got = segment_attention(q, k, v, cu, cu, 511, 511)
+    torch.testing.assert_close(got.float(), reference_segment_attention(q, k, v, cu, cu).float(),
+                               atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("forward", ["varlen", "slim"])
+def test_engine_packed_forward_on_cuda_is_close_to_padded(tiny_registry, forward):
+    texts = ["依法治国，公正司法。", "经济发展，国家富强。" * 90, "邻里互助。", "诚信经营" * 3]
+    padded = Ensemble.from_registry(tiny_registry, device="cuda", forward="padded")
+    packed = Ensemble.from_registry(tiny_registry, device="cuda", forward=forward)
+    assert packed.dtype == torch.bfloat16
+    np.testing.assert_allclose(packed.score(texts).probs, padded.score(texts).probs, atol=2e-2)
