@@ -33,24 +33,38 @@ from valuecsv_ray.taxonomy import DEFAULT_TAXONOMY, Taxonomy, TaxonomyError, loa
 MODES = ("binary", "multilabel")
 WEIGHTINGS = ("balanced", "none")
 AGGREGATIONS = ("max", "mean")  # as valuecsv_ray.scoring.core (which needs torch)
-DEFAULT_TOKEN_BUDGET = 16384
+FORWARDS = ("auto", "padded", "varlen", "slim")  # as valuecsv_ray.scoring.engine
+DEFAULT_TOKEN_BUDGET = 16384  # CPU; CUDA defaults live in valuecsv_ray.scoring.engine.CUDA_DEFAULTS
 
 
 @dataclass(frozen=True)
 class ScoringSettings:
     """How the engine runs; no effect on a score beyond float rounding."""
 
-    token_budget: int = setting(DEFAULT_TOKEN_BUDGET, "engine tokens per forward batch (rows x padded "
-                                "length)", identity=False)
+    token_budget: int | None = setting(None, "engine tokens per forward batch (padded: rows x padded "
+                                       "length; varlen/slim: real tokens); default 16384 on CPU, "
+                                       "131072 on CUDA", identity=False)
     device: str | None = setting(None, "'cpu' or 'cuda'; default cuda when present (audit: when "
                                  "gpus_per_actor > 0)", identity=False)
+    forward: str = setting("auto", "how the models run: 'padded' (SDPA over padded batches), 'varlen' "
+                           "(one packed token stream, the HF model with varlen attention; CUDA), "
+                           "'slim' (packed, fused QKV, last layer on [CLS] rows only; CUDA), 'auto' "
+                           "(padded on CPU, slim on CUDA)", identity=False)
+    compile: bool = setting(False, "torch.compile the slim forward (CUDA; first batches compile)",
+                            identity=False)
 
     def problems(self) -> list[str]:
-        out = [] if is_int(self.token_budget, 512) else [
+        out = [] if self.token_budget is None or is_int(self.token_budget, 512) else [
             f"token_budget must be an integer >= 512, got {self.token_budget!r}"]
         if self.device not in (None, "cpu", "cuda"):
             out.append(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+        if self.forward not in FORWARDS:
+            out.append(f"forward must be one of {FORWARDS}, got {self.forward!r}")
         return out
+
+    def engine_kwargs(self) -> dict:
+        """Keyword arguments of `Ensemble` (besides the device)."""
+        return {"token_budget": self.token_budget, "forward": self.forward, "compile": self.compile}
 
 
 @dataclass(frozen=True)
