@@ -172,6 +172,17 @@ def test_engine_packed_forward_scores_as_padded(tiny_registry, forward):
     np.testing.assert_allclose(got.probs, expected.probs, atol=1e-5)
 
 
+def test_engine_scores_in_chunks_as_in_one_go(tiny_registry):
+    torch.set_num_threads(1)
+    texts = [f"第{i}条：依法治国，诚信经营。" * (1 + i % 7) for i in range(23)]
+    engine = Ensemble.from_registry(tiny_registry, device="cpu")
+    whole, chunked = engine.score(texts), engine.score(texts, chunk=5)
+    np.testing.assert_allclose(chunked.probs, whole.probs, atol=1e-6)
+    assert chunked.windows.tolist() == whole.windows.tolist() and len(chunked.labels) == len(texts)
+    with pytest.raises(ValueError, match="text 21: empty"):
+        engine.score([*texts[:21], " "], chunk=5)
+
+
 def test_engine_refuses_an_unknown_forward(tiny_registry):
     with pytest.raises(ValueError, match="forward must be one of"):
         Ensemble.from_registry(tiny_registry, device="cpu", forward="flash")

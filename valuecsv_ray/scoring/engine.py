@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -65,6 +66,7 @@ log = logging.getLogger(__name__)
 # Engine defaults on CUDA, from the H100 measurements of issue 10 (bf16; padded SDPA was fastest
 # with length-sorted 131k-token batches; packed 'slim' is the path built to beat it).
 CUDA_DEFAULTS = {"forward": "slim", "token_budget": 131072}
+SCORE_CHUNK = 8192  # texts tokenised per step of Ensemble.score (the next step's overlap the GPU)
 CPU_DEFAULTS = {"forward": "padded", "token_budget": DEFAULT_TOKEN_BUDGET}
 
 
@@ -222,9 +224,24 @@ class Ensemble:
         slim = SlimBert(model).eval()
         return torch.compile(slim, dynamic=True) if self.compile else slim
 
-    def score(self, texts: Sequence[str]) -> EnsembleScores:
-        """Probabilities and labels for each text, in input order."""
-        return self.score_encoded(self.tokenizer.encode(texts))
+    def score(self, texts: Sequence[str], chunk: int = SCORE_CHUNK) -> EnsembleScores:
+        """Probabilities and labels for each text, in input order. Over `chunk` texts, the next
+        chunk is tokenised in a background thread while this one is scored."""
+        check_texts(texts)
+        if len(texts) <= chunk:
+            return self.score_encoded(self.tokenizer.encode(texts))
+        parts = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
+            starts = range(0, len(texts), chunk)
+            encoding = pool.submit(self.tokenizer.encode, texts[:chunk])
+            for start in starts:
+                encoded = encoding.result()
+                if start + chunk < len(texts):
+                    encoding = pool.submit(self.tokenizer.encode, texts[start + chunk : start + 2 * chunk])
+                parts.append(self.score_encoded(encoded))
+        probs, labels, windows = (np.concatenate([getattr(p, k) for p in parts])
+                                  for k in ("probs", "labels", "windows"))
+        return EnsembleScores(self.registry.registry_id, self.taxonomy, probs, labels, windows)
 
     def score_encoded(self, encoded: Encoded) -> EnsembleScores:
         """Scores from `EnsembleTokenizer.encode` output (same registry)."""
