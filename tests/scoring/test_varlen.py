@@ -183,6 +183,19 @@ def test_engine_scores_in_chunks_as_in_one_go(tiny_registry):
         engine.score([*texts[:21], " "], chunk=5)
 
 
+def test_auto_falls_back_to_padded_where_packing_does_not_suit(tiny_registry, monkeypatch, caplog):
+    import valuecsv_ray.scoring.engine as engine_module
+
+    monkeypatch.setitem(engine_module.CPU_DEFAULTS, "forward", "slim")
+    assert Ensemble.from_registry(tiny_registry, device="cpu").forward == "slim"
+    monkeypatch.setattr(engine_module, "supports_packing", lambda model: "no pooler here")
+    with caplog.at_level("WARNING"):
+        engine = Ensemble.from_registry(tiny_registry, device="cpu")
+    assert engine.forward == "padded" and "no pooler here" in caplog.text
+    with pytest.raises(ValueError, match="forward 'slim': no pooler here; use forward 'padded'"):
+        Ensemble.from_registry(tiny_registry, device="cpu", forward="slim")  # asked for: an error
+
+
 def test_engine_refuses_an_unknown_forward(tiny_registry):
     with pytest.raises(ValueError, match="forward must be one of"):
         Ensemble.from_registry(tiny_registry, device="cpu", forward="flash")

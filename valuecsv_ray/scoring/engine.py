@@ -186,15 +186,25 @@ class Ensemble:
         evaluators = [registry.manifest["evaluators"][v] for v in self.value_ids]
         self.thresholds = np.array([ev["threshold"] for ev in evaluators], dtype=np.float32)
         self.temperatures = np.array([ev.get("temperature", 1.0) for ev in evaluators], dtype=np.float32)
-        with quiet_hf_progress():
-            self.groups = [{**g, "heads": self._load_heads(g), "columns": [c for c, _, _ in g["folders"]]}
-                           for g in self.tokenizer.groups]
+        try:
+            self.groups = self._load_groups()
+        except (ValueError, RuntimeError) as e:  # 'auto' on a model or GPU packing does not suit
+            if forward != "auto" or self.forward == "padded":
+                raise
+            log.warning("engine: packed scoring is not available here (%s); scoring padded batches", e)
+            self.forward = "padded"
+            self.groups = self._load_groups()
         log.info("engine: %s, %s, forward %s%s, token budget %d", registry.registry_id, self.device,
                  self.forward, " (compiled)" if compile else "", self.token_budget)
 
     @classmethod
     def from_registry(cls, path: str | Path, **kwargs) -> Ensemble:
         return cls(load_registry(path), **kwargs)
+
+    def _load_groups(self) -> list[dict]:
+        with quiet_hf_progress():
+            return [{**g, "heads": self._load_heads(g), "columns": [c for c, _, _ in g["folders"]]}
+                    for g in self.tokenizer.groups]
 
     def _load_heads(self, group: dict) -> list[Head]:
         """The group's models, each loaded once (a multi-label model fills many columns)."""
