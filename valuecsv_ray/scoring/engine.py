@@ -231,8 +231,9 @@ class Ensemble:
     def _make_packed(self, model: torch.nn.Module):
         if self.forward == "varlen":
             return partial(varlen_logits, use_varlen_attention(model))
-        slim = SlimBert(model).eval()
-        return torch.compile(slim, dynamic=True) if self.compile else slim
+        if not self.compile:
+            return SlimBert(model).eval()
+        return torch.compile(SlimBert(model, max_length=self.max_length).eval(), dynamic=True)
 
     def score(self, texts: Sequence[str], chunk: int = SCORE_CHUNK) -> EnsembleScores:
         """Probabilities and labels for each text, in input order. Over `chunk` texts, the next

@@ -161,8 +161,9 @@ class SlimBert(nn.Module):
     QKV GEMM per layer, varlen attention, and the last layer on the [CLS] rows only.
     """
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, max_length: int | None = None):
         super().__init__()
+        self.max_length = max_length  # a constant bound for the kernel (no recompiles under compile)
         if (why := supports_packing(model)) is not None:
             raise ValueError(why)
         bert, config = model.bert, model.config
@@ -177,15 +178,15 @@ class SlimBert(nn.Module):
         ids, cu = packed.input_ids[0], packed.cu_seqlens
         x = emb.word_embeddings(ids) + emb.position_embeddings(packed.position_ids[0])
         x = emb.LayerNorm(x + emb.token_type_embeddings.weight[0])
-        cls = packed.cls_rows
+        cls, longest = packed.cls_rows, self.max_length or packed.max_length
         one_each = torch.arange(packed.n_texts + 1, dtype=torch.int32, device=ids.device)
         for i, (layer, qkv) in enumerate(zip(self.layers, self.qkv, strict=True)):
             q, k, v = qkv(x).view(len(x), 3, self.heads, -1).unbind(1)
             if i == len(self.layers) - 1:  # only the [CLS] rows are classified
                 q, x = q[cls], x[cls]
-                attended = segment_attention(q, k, v, one_each, cu, 1, packed.max_length)
+                attended = segment_attention(q, k, v, one_each, cu, 1, longest)
             else:
-                attended = segment_attention(q, k, v, cu, cu, packed.max_length, packed.max_length)
+                attended = segment_attention(q, k, v, cu, cu, longest, longest)
             x = layer.attention.output(attended.reshape(len(x), -1), x)  # dense + residual + LayerNorm
             x = layer.output(layer.intermediate(x), x)
         return self.classifier(torch.tanh(self.pooler(x)))
