@@ -71,6 +71,8 @@ class ScoringSettings:
 class Hyperparameters:
     """What one evaluator's Ray Train run needs besides its data (TaskSpec holds it)."""
 
+    PRECISIONS = ("auto", "bf16", "fp32")  # a class constant, not a setting (no annotation)
+
     backbone: str = setting("tiny", "HF model name or folder (bert-base-chinese), or 'tiny' (offline)")
     max_length: int = setting(512, "tokens per window: training truncates here, scoring windows long texts")
     stride: int | None = setting(None, "tokens between window starts for long texts; default half a window")
@@ -84,6 +86,8 @@ class Hyperparameters:
     patience: int = setting(5, "stop after this many epochs without a lower validation loss")
     class_weighting: str = setting("balanced", "'balanced': classes weighted by inverse frequency; 'none'")
     seed: int = setting(42, "seed for model init order and batch shuffling")
+    precision: str = setting("auto", "'auto' (bf16 autocast on CUDA when the GPU supports bf16, fp32 "
+                             "elsewhere), 'bf16', 'fp32' (no autocast, no TF32: the reference)")
     torch_threads: int | None = setting(None, "torch CPU threads per worker; default from Ray's CPU share",
                                         identity=False)
     eval_token_budget: int = setting(DEFAULT_TOKEN_BUDGET, "tokens per batch when scoring validation "
@@ -102,6 +106,8 @@ class Hyperparameters:
             out.append(f"aggregate must be one of {AGGREGATIONS}, got {self.aggregate!r}")
         if self.class_weighting not in WEIGHTINGS:
             out.append(f"class_weighting must be one of {WEIGHTINGS}, got {self.class_weighting!r}")
+        if self.precision not in self.PRECISIONS:
+            out.append(f"precision must be one of {self.PRECISIONS}, got {self.precision!r}")
         if not (is_number(self.learning_rate, 0) and 0 < self.learning_rate < 1):
             out.append(f"learning_rate must be in (0, 1), got {self.learning_rate!r}")
         if not (is_number(self.warmup_ratio, 0) and self.warmup_ratio < 1):

@@ -1,12 +1,14 @@
 """Ray Train, for real on a local Ray instance: concurrency, checkpoints, restarts, resume."""
 
 import json
+import math
 import os
 import signal
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -55,6 +57,22 @@ def test_training_loss_falls(three):
         losses = [h["train_loss"] for h in ev["history"]]
         assert len(losses) == 4
         assert losses[-1] < losses[0], f"{value_id}: train loss did not fall: {losses}"
+
+
+def test_history_records_throughput_step_losses_and_precision(three):
+    """Each epoch's wall time, samples/s and per-step losses reach the manifest; on CPU, 'auto' is fp32."""
+    cfg, path, _ = three
+    manifest = load_registry(path).manifest
+    steps = math.ceil(manifest["split"]["counts"]["train"] / cfg.hparams.batch_size)  # one worker
+    for value_id, ev in manifest["evaluators"].items():
+        for h in ev["history"]:
+            assert len(h["step_losses"]) == steps, value_id
+            assert all(x == round(x, 5) and x > 0 for x in h["step_losses"])
+            assert np.mean(h["step_losses"]) == pytest.approx(h["train_loss"], abs=1e-4)
+            assert h["train_s"] > 0
+            assert h["samples_per_s"] == pytest.approx(manifest["split"]["counts"]["train"] / h["train_s"],
+                                                       rel=0.01)
+        assert [a["precision"] for a in ev["attempts"]] == ["fp32"]
 
 
 def test_evaluators_load_with_plain_from_pretrained(three):

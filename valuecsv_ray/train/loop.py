@@ -2,20 +2,35 @@
 
     ids = encode(tokenizer, texts, max_length=512)
     loss_fn = make_loss(targets[train_idx], multi_label=False, weighting="balanced")
-    mean_loss = train_epoch(model, ids, targets, order, 16, optimizer, scheduler, loss_fn, device)
+    amp_dtype = resolve_precision("auto", device)  # bf16 autocast on a bf16 GPU, else None (fp32)
+    stats = train_epoch(model, ids, targets, order, 16, optimizer, scheduler, loss_fn, device, pad_id,
+                        amp_dtype=amp_dtype)
+    stats.mean_loss, stats.step_losses, stats.samples / stats.seconds
 
 Nothing here knows about Ray: the Ray Train worker (`worker.py`) drives these functions.
+On CUDA a step never waits for the GPU: batches are padded into pinned memory by a background
+thread (`Prefetcher`) and copied asynchronously, and losses stay on the device until the pass ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from valuecsv_ray.config import Hyperparameters
 from valuecsv_ray.scoring.core import pad_batch
+
+CPU = torch.device("cpu")
 
 
 def encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
@@ -39,6 +54,10 @@ class WeightedLoss:
         self.multi_label = multi_label
         self.weight = weight
 
+    def to(self, device: torch.device) -> WeightedLoss:
+        """This loss with its weights on `device`: moved once, not copied (and waited for) per step."""
+        return WeightedLoss(self.multi_label, None if self.weight is None else self.weight.to(device))
+
     def sums(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         targets = targets.to(logits.device)
         if self.multi_label:
@@ -46,11 +65,11 @@ class WeightedLoss:
             loss = nn.functional.binary_cross_entropy_with_logits(
                 logits, targets.float(), pos_weight=pos_weight, reduction="sum"
             )
-            return loss, torch.tensor(float(targets.numel()), device=logits.device)
+            return loss, torch.full((), float(targets.numel()), device=logits.device)  # no host copy
         labels = targets.long()
         losses = nn.functional.cross_entropy(logits, labels, reduction="none")
         if self.weight is None:
-            return losses.sum(), torch.tensor(float(len(labels)), device=logits.device)
+            return losses.sum(), torch.full((), float(len(labels)), device=logits.device)
         w = self.weight.to(logits.device)[labels]
         return (losses * w).sum(), w.sum()
 
@@ -79,8 +98,169 @@ def make_loss(train_targets: np.ndarray, multi_label: bool, weighting: str) -> W
     return WeightedLoss(False, torch.tensor(len(targets) / (2 * counts), dtype=torch.float32))
 
 
-def _forward(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return model(**batch).logits.float()
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a `Hyperparameters.precision` on `device`; None means plain fp32.
+
+    'auto' picks bf16 only on a GPU with native bf16 (compute capability 8.0+): emulated bf16
+    on older GPUs and bf16 on CPUs are slower than fp32. 'bf16' is honoured anywhere, so a
+    CPU test can run the same mixed-precision path the GPU runs."""
+    if precision not in Hyperparameters.PRECISIONS:
+        raise ValueError(f"precision must be one of {Hyperparameters.PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        native = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if native else None
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+def precision_name(amp_dtype: torch.dtype | None) -> str:
+    """'bf16' or 'fp32': how a resolved precision is logged and recorded."""
+    return "bf16" if amp_dtype == torch.bfloat16 else "fp32"
+
+
+@contextmanager
+def tf32_matmuls(precision: str, device: torch.device) -> Iterator[bool]:
+    """Within the block, fp32 matmuls (what autocast leaves in fp32) use TF32 tensor cores on CUDA,
+    except for precision 'fp32', which stays IEEE fp32 as the reference; yields whether TF32 is on.
+    The flags are process-wide, so they are put back after: the engine's evaluation that follows
+    training then runs with the numerics a serving process has."""
+    if device.type != "cuda":
+        yield False
+        return
+    on = precision != "fp32"
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
+    try:
+        yield on
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def make_optimizer(params: Iterable[nn.Parameter], lr: float, weight_decay: float,
+                   device: torch.device) -> torch.optim.AdamW:
+    """AdamW, fused into one kernel per step on CUDA (many small kernels otherwise). CPU keeps
+    the default implementation the CPU tests and runs have always used."""
+    fused = True if device.type == "cuda" else None
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
+
+
+def host_batch(ids: Sequence[list[int]], idx: np.ndarray, pad_id: int, targets: np.ndarray | None = None,
+               pin: bool = False) -> dict[str, torch.Tensor]:
+    """Rows `idx` padded (`pad_batch`) on the CPU, with their targets when given; in pinned memory
+    when `pin`, so the copy to a GPU (`to_device`) runs without blocking the host."""
+    batch = pad_batch([ids[i] for i in idx], pad_id, CPU)
+    if targets is not None:
+        batch["targets"] = torch.as_tensor(targets[idx])
+    return {k: v.pin_memory() for k, v in batch.items()} if pin else batch
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """A host batch on `device`; asynchronous on CUDA (the caching host allocator keeps pinned
+    buffers alive until their copies are done)."""
+    return {k: v.to(device, non_blocking=device.type == "cuda") for k, v in batch.items()}
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+_DONE = object()
+
+
+class Prefetcher:
+    """`make(item)` for each of `items`, made by a background thread up to `depth` ahead, so the
+    next batch is padded (and pinned) while the current step runs.
+
+        with Prefetcher(chunks(order, 16), make) as batches:
+            for batch in batches: ...
+
+    An exception raised by `make` is raised again, unchanged, where its batch would have been
+    yielded; leaving the `with` block early (a break, an error in a step) stops and joins the thread.
+    """
+
+    def __init__(self, items: Iterable, make: Callable[[Any], Any], depth: int = 2,
+                 device: torch.device | None = None):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        cuda_index = None
+        if device is not None and device.type == "cuda":  # the thread pins on this worker's GPU
+            cuda_index = device.index if device.index is not None else torch.cuda.current_device()
+        self._thread = threading.Thread(target=self._fill, args=(iter(items), make, cuda_index),
+                                        name="batch-prefetch", daemon=True)
+
+    def __enter__(self) -> Prefetcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator:
+        if self._thread.ident is None:
+            raise RuntimeError("use Prefetcher in a `with` block: it starts and stops a thread")
+        while not self._stop.is_set():
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    def close(self) -> None:
+        """Stop the thread and wait for it: drain the queue so a blocked `put` returns."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self._thread.join(timeout=0.01)
+
+    def _fill(self, items: Iterator, make: Callable[[Any], Any], cuda_index: int | None) -> None:
+        try:
+            if cuda_index is not None:
+                torch.cuda.set_device(cuda_index)  # per thread; else pinning would open a context on GPU 0
+            for item in items:
+                if not self._put(make(item)):
+                    return
+        except BaseException as e:  # any error: the consumer would wait forever
+            self._put(_Failed(e))
+            return
+        self._put(_DONE)
+
+    def _put(self, value: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(value, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """One training pass on this worker: the loss of every step, samples trained, wall seconds."""
+
+    step_losses: list[float]
+    samples: int
+    seconds: float
+
+    @property
+    def mean_loss(self) -> float:
+        """The mean batch loss (what `train_epoch` returned before it returned stats)."""
+        return float(np.mean(self.step_losses)) if self.step_losses else float("nan")
+
+
+def _autocast(device: torch.device, amp_dtype: torch.dtype | None):
+    return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
+
+
+def _forward(model: nn.Module, batch: dict[str, torch.Tensor], amp_dtype: torch.dtype | None) -> torch.Tensor:
+    """fp32 logits; under autocast when `amp_dtype` is set (the weights stay fp32 either way)."""
+    with _autocast(batch["input_ids"].device, amp_dtype):
+        logits = model(**batch).logits
+    return logits.float()
 
 
 def train_epoch(
@@ -94,39 +274,52 @@ def train_epoch(
     loss_fn: WeightedLoss,
     device: torch.device,
     pad_id: int,
-) -> float:
-    """One pass over `order` (indices into ids/targets); returns the mean batch loss."""
+    *,
+    amp_dtype: torch.dtype | None = None,
+) -> EpochStats:
+    """One pass over `order` (indices into ids/targets), the forward under `amp_dtype` autocast.
+
+    Losses are kept as device tensors and read once at the end, so no step waits for the GPU;
+    the seconds include that final wait, so samples / seconds is the real throughput."""
     model.train()
+    started = time.perf_counter()
+    loss_fn = loss_fn.to(device)
+    make = partial(host_batch, ids, pad_id=pad_id, targets=targets, pin=device.type == "cuda")
     losses = []
-    for idx in chunks(order, batch_size):
-        batch = pad_batch([ids[i] for i in idx], pad_id, device)
-        loss = loss_fn(_forward(model, batch), torch.as_tensor(targets[idx]))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        losses.append(loss.item())
-    return float(np.mean(losses)) if losses else float("nan")
+    with Prefetcher(chunks(order, batch_size), make, device=device) as batches:
+        for host in batches:
+            batch = to_device(host, device)
+            batch_targets = batch.pop("targets")
+            loss = loss_fn(_forward(model, batch, amp_dtype), batch_targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.detach())
+    step_losses = torch.stack(losses).cpu().tolist() if losses else []
+    return EpochStats(step_losses, len(order), time.perf_counter() - started)
 
 
 @torch.no_grad()
 def predict_logits(
     model: nn.Module, ids: Sequence[list[int]], indices: np.ndarray, batch_size: int,
-    device: torch.device, pad_id: int,
+    device: torch.device, pad_id: int, *, amp_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Logits for `indices`, in that order; batches are formed by length to limit padding."""
+    """fp32 logits on the CPU for `indices`, in that order; batches are formed by length to limit
+    padding, and the logits come back to the host once, not per batch."""
     model.eval()
-    indices = np.asarray(indices)
-    by_length = np.argsort([len(ids[i]) for i in indices], kind="stable")
-    out: list[torch.Tensor | None] = [None] * len(indices)
-    for pos in chunks(by_length, batch_size):
-        logits = _forward(model, pad_batch([ids[indices[p]] for p in pos], pad_id, device)).cpu()
-        for p, row in zip(pos, logits, strict=True):
-            out[p] = row
-    if not out:
+    indices = np.asarray(indices, dtype=int)
+    if len(indices) == 0:
         return torch.empty(0)
-    return torch.stack(out)
+    by_length = np.argsort([len(ids[i]) for i in indices], kind="stable")
+    make = partial(host_batch, ids, pad_id=pad_id, pin=device.type == "cuda")
+    with Prefetcher(chunks(indices[by_length], batch_size), make, device=device) as batches:
+        parts = [_forward(model, to_device(host, device), amp_dtype) for host in batches]
+    logits = torch.cat(parts).cpu()
+    out = torch.empty_like(logits)
+    out[torch.as_tensor(by_length)] = logits
+    return out
 
 
 def loss_sums(loss_fn: WeightedLoss, logits: torch.Tensor, targets: np.ndarray) -> tuple[float, float]:

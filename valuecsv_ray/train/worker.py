@@ -33,7 +33,18 @@ from transformers import get_linear_schedule_with_warmup
 from valuecsv_ray.backbone import load_backbone
 from valuecsv_ray.config import Hyperparameters
 from valuecsv_ray.train.evaluate import WindowRule, evaluate_model
-from valuecsv_ray.train.loop import encode, loss_sums, make_loss, predict_logits, train_epoch
+from valuecsv_ray.train.loop import (
+    EpochStats,
+    encode,
+    loss_sums,
+    make_loss,
+    make_optimizer,
+    precision_name,
+    predict_logits,
+    resolve_precision,
+    tf32_matmuls,
+    train_epoch,
+)
 
 MULTILABEL = "multilabel"
 FINAL_DIR = "final"
@@ -74,14 +85,14 @@ class Progress:
     history: list[dict] = field(default_factory=list)
     attempts: list[dict] = field(default_factory=list)
 
-    def record(self, train_loss: float, val_loss: float) -> bool:
-        """Add an epoch; True when it is the best so far."""
+    def record(self, train_loss: float, val_loss: float, **extra) -> bool:
+        """Add an epoch (`extra`: more history fields, e.g. throughput); True when it is the best so far."""
         improved = val_loss < self.best_val_loss
         if improved:
             self.best_val_loss, self.best_epoch, self.bad_epochs = val_loss, self.epoch, 0
         else:
             self.bad_epochs += 1
-        self.history.append({"epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss})
+        self.history.append({"epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss, **extra})
         self.epoch += 1
         return improved
 
@@ -100,9 +111,10 @@ def train_evaluator(config: dict) -> None:
     ids = {part: encode(tokenizer, texts, hp.max_length) for part, texts in spec.texts.items()}
     targets = {part: np.asarray(t) for part, t in spec.targets.items()}
     device = ray.train.torch.get_device()
+    amp_dtype = resolve_precision(hp.precision, device)
     model = ray.train.torch.prepare_model(model)
     core = getattr(model, "module", model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    optimizer = make_optimizer(model.parameters(), hp.learning_rate, hp.weight_decay, device)
     steps = math.ceil(len(targets["train"]) // world / hp.batch_size) * hp.max_epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * steps), steps)
     progress, best_state = Progress(), None
@@ -114,27 +126,47 @@ def train_evaluator(config: dict) -> None:
                 return
             progress, best_state = _restore(Path(ckpt), core, optimizer, scheduler)
     progress.attempts.append({"start_epoch": progress.epoch, "at": time.time(), "pid": os.getpid(),
-                              "node": socket.gethostname()})
+                              "node": socket.gethostname(), "precision": precision_name(amp_dtype)})
     loss_fn = make_loss(targets["train"], spec.multi_label, hp.class_weighting)
     pad_id = tokenizer.pad_token_id
-    while progress.epoch < hp.max_epochs and progress.bad_epochs < hp.patience:
-        rng = np.random.default_rng(hp.seed + progress.epoch)
-        order = _shard(rng.permutation(len(targets["train"])), rank, world, equal=True)
-        train_loss = train_epoch(model, ids["train"], targets["train"], order, hp.batch_size,
-                                 optimizer, scheduler, loss_fn, device, pad_id)
-        train_loss = _all_mean(train_loss)
-        val_idx = _shard(np.arange(len(targets["validation"])), rank, world, equal=False)
-        logits = predict_logits(core, ids["validation"], val_idx, hp.batch_size, device, pad_id)
-        val_loss = _all_sum_ratio(*loss_sums(loss_fn, logits, targets["validation"][val_idx]))
-        if progress.record(train_loss, val_loss):
-            best_state = {k: v.detach().cpu().clone() for k, v in core.state_dict().items()}
-        if rank == 0:
-            print(f"[{spec.task_id}] epoch {progress.epoch}/{hp.max_epochs} "
-                  f"train_loss={train_loss:.4f} val_loss={val_loss:.4f} "
-                  f"best_epoch={progress.best_epoch + 1}", flush=True)
-        _report_epoch(progress, core, optimizer, scheduler, best_state, rank)
+    with tf32_matmuls(hp.precision, device) as tf32:
+        _log(rank, f"[{spec.task_id}] precision {precision_name(amp_dtype)} (setting {hp.precision!r} "
+                   f"on {device}), TF32 matmuls {'on' if tf32 else 'off'}")
+        while progress.epoch < hp.max_epochs and progress.bad_epochs < hp.patience:
+            rng = np.random.default_rng(hp.seed + progress.epoch)
+            order = _shard(rng.permutation(len(targets["train"])), rank, world, equal=True)
+            stats = train_epoch(model, ids["train"], targets["train"], order, hp.batch_size, optimizer,
+                                scheduler, loss_fn, device, pad_id, amp_dtype=amp_dtype)
+            summary = _epoch_summary(stats)
+            val_idx = _shard(np.arange(len(targets["validation"])), rank, world, equal=False)
+            logits = predict_logits(core, ids["validation"], val_idx, hp.batch_size, device, pad_id,
+                                    amp_dtype=amp_dtype)
+            val_loss = _all_sum_ratio(*loss_sums(loss_fn, logits, targets["validation"][val_idx]))
+            if progress.record(summary.pop("train_loss"), val_loss, **summary):
+                best_state = {k: v.detach().cpu().clone() for k, v in core.state_dict().items()}
+            _log(rank, f"[{spec.task_id}] epoch {progress.epoch}/{hp.max_epochs} "
+                       f"train_loss={progress.history[-1]['train_loss']:.4f} val_loss={val_loss:.4f} "
+                       f"best_epoch={progress.best_epoch + 1} samples/s={summary['samples_per_s']:.1f}")
+            _report_epoch(progress, core, optimizer, scheduler, best_state, rank)
     core.load_state_dict(best_state)
     _finish(spec, core, tokenizer, targets, progress, device, rank)
+
+
+def _log(rank: int, message: str) -> None:
+    """Print on rank 0 only (the other ranks would repeat it)."""
+    if rank == 0:
+        print(message, flush=True)
+
+
+def _epoch_summary(stats: EpochStats) -> dict:
+    """An epoch's history fields: the mean train loss over ranks, wall seconds of the pass (mean
+    over ranks), samples per second of all ranks together, and this rank's per-step losses
+    (rank 0's are the ones checkpoints and result.json keep)."""
+    loss, samples, seconds, world = _all_sum([stats.mean_loss, stats.samples, stats.seconds, 1.0])
+    train_s = seconds / world
+    return {"train_loss": loss / world, "train_s": round(train_s, 3),
+            "samples_per_s": round(samples / max(train_s, 1e-9), 2),
+            "step_losses": [round(x, 5) for x in stats.step_losses]}
 
 
 def _shard(indices: np.ndarray, rank: int, world: int, equal: bool) -> np.ndarray:
@@ -147,14 +179,11 @@ def _shard(indices: np.ndarray, rank: int, world: int, equal: bool) -> np.ndarra
 def _all_sum(values: list[float]) -> list[float]:
     if not (dist.is_available() and dist.is_initialized()):
         return values
-    t = torch.tensor(values, dtype=torch.float64)
+    # NCCL (use_gpu with several workers) reduces only CUDA tensors
+    device = ray.train.torch.get_device() if "nccl" in str(dist.get_backend()) else torch.device("cpu")
+    t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
-    return t.tolist()
-
-
-def _all_mean(value: float) -> float:
-    total, count = _all_sum([value, 1.0])
-    return total / count
+    return t.cpu().tolist()
 
 
 def _all_sum_ratio(numerator: float, denominator: float) -> float:
@@ -163,7 +192,8 @@ def _all_sum_ratio(numerator: float, denominator: float) -> float:
 
 
 def _report_epoch(progress, core, optimizer, scheduler, best_state, rank: int) -> None:
-    metrics = {"epoch": progress.epoch, **progress.history[-1]}
+    last = {k: v for k, v in progress.history[-1].items() if k != "step_losses"}  # scalars only
+    metrics = {"epoch": progress.epoch, **last}
     if rank != 0:
         ray.train.report(metrics)
         return
@@ -184,7 +214,7 @@ def _plain(state: dict) -> dict:
 
 def _restore(ckpt: Path, core, optimizer, scheduler) -> tuple[Progress, dict]:
     core.load_state_dict(load_file(ckpt / "model.safetensors"))
-    state = torch.load(ckpt / "trainer_state.pt", weights_only=True)
+    state = torch.load(ckpt / "trainer_state.pt", weights_only=True, map_location="cpu")  # any device
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     progress = Progress(**json.loads((ckpt / "progress.json").read_text()))

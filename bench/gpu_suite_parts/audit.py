@@ -1,0 +1,153 @@
+"""Suite part 'audit' (c): the Ray Data audit with one GPU actor against the engine's plain loop.
+
+    run(plan, work, out, budget)   # writes out/audit.json after each step
+
+Both score the same plan.audit_rows texts (ValueCSV5000 texts and quest100 answers, repeated
+under distinct ids) with the prep part's registry and the engine's default forward path for
+the device: first `Ensemble.score` on all of them in one process, then `run_audit` (read,
+check, tokenise, score in one actor with `gpus_per_actor: 1`, write Parquet, statistics).
+Rows/s of both and their ratio (target >= 0.9), and the largest probability difference.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gpu_suite_parts.common import Budget, Plan, Results, at_least
+from gpu_suite_parts.prep import registry_dir
+
+TARGET_RATIO = 0.9  # audit rows/s over the plain loop's
+MODELS = ("model-a", "model-b", "model-c", "model-d")
+
+
+def run(plan: Plan, work: Path, out: Path, budget: Budget) -> None:
+    import engine_bench
+
+    results = Results(out / "audit.json", budget, table=table)
+    results.data["judge"] = not plan.dry_run
+    texts = engine_bench.load_texts(Path(plan.data_dir), 0, seed=0)
+    corpus = work / "audit" / "corpus.parquet"
+    loop_probs = work / "audit" / "loop_probs.npy"
+    rows = corpus_texts(texts, plan.audit_rows)
+    results.step("corpus", 2, lambda: write_corpus(corpus, rows))
+    results.step("plain_loop", 20, lambda: plain_loop(plan, registry_dir(work), rows, loop_probs))
+    if results.step("ray_init", 5, lambda: start_ray(plan)) is not None:
+        try:
+            results.step("audit", 25, lambda: audit_corpus(plan, registry_dir(work), corpus,
+                                                           work / "audit" / "out", loop_probs))
+        finally:
+            import ray
+
+            ray.shutdown()
+
+
+def table(data: dict) -> list[list]:
+    done = {k: s for k, s in data["steps"].items() if s.get("status") == "ok"}
+    loop, audit, rows = done.get("plain_loop"), done.get("audit"), []
+    if loop:
+        rows.append([f"plain loop Ensemble.score ({loop['forward']}), {loop['rows']} rows",
+                     f"{loop['rows_per_s']:.1f} rows/s", "", None])
+    if audit:
+        dp = audit.get("max_abs_dp_vs_loop")
+        rows.append([f"audit, 1 actor, gpus_per_actor {audit['gpus_per_actor']:g}",
+                     f"{audit['rows_per_s']:.1f} rows/s (score pass {audit['score_s']:.0f} s, with stats "
+                     f"{audit['total_s']:.0f} s); max dp vs loop {'n/a' if dp is None else f'{dp:.1e}'}",
+                     "", None])
+    if loop and audit:
+        ratio = audit["rows_per_s"] / loop["rows_per_s"]
+        rows.append(["audit / plain loop rows/s", f"{ratio:.2f}", f">= {TARGET_RATIO}",
+                     at_least(ratio, TARGET_RATIO) if data.get("judge") else None])
+    return rows
+
+
+def corpus_texts(texts: list[str], n: int) -> list[str]:
+    """`n` texts: the given ones cycled."""
+    return [texts[i % len(texts)] for i in range(n)]
+
+
+def write_corpus(path: Path, texts: list[str]) -> dict:
+    """A long-layout Parquet corpus: distinct ids, four model names, prompts shared across models."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = len(texts)
+    table = pa.table({"id": [f"row-{i:06d}" for i in range(n)],
+                      "model": [MODELS[i % len(MODELS)] for i in range(n)],
+                      "prompt": [f"prompt-{i // len(MODELS)}" for i in range(n)],
+                      "response": texts})
+    pq.write_table(table, path)
+    return {"path": str(path), "rows": n, "mb": path.stat().st_size / 1e6}
+
+
+SCORING = {"token_budget": None, "forward": "auto", "compile": False}  # both: the device's defaults
+
+
+def plain_loop(plan: Plan, registry: Path, texts: list[str], probs_file: Path) -> dict:
+    import engine_bench
+    import torch
+
+    from valuecsv_ray.scoring.engine import Ensemble
+
+    device = torch.device(plan.device)
+    engine = Ensemble.from_registry(registry, device=plan.device, **SCORING)
+    engine.score(texts[:256])  # warm-up
+    seconds, scores = engine_bench.timed(lambda: engine.score(texts), device)
+    probs_file.parent.mkdir(parents=True, exist_ok=True)
+    np.save(probs_file, scores.probs)
+    forward = engine.forward
+    engine.groups.clear()  # the models: free the GPU for the audit's actor
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return {"rows": len(texts), "seconds": round(seconds, 2), "rows_per_s": len(texts) / seconds,
+            "forward": forward}
+
+
+def start_ray(plan: Plan) -> dict:
+    from valuecsv_ray.cluster import connect
+
+    started = time.monotonic()
+    connect(include_dashboard=False, **({"object_store_memory": 512 * 2**20} if plan.dry_run else {}))
+    return {"ray_init_s": round(time.monotonic() - started, 1)}
+
+
+def audit_corpus(plan: Plan, registry: Path, corpus: Path, out: Path, loop_probs: Path) -> dict:
+    from valuecsv_ray.audit.pipeline import run_audit
+    from valuecsv_ray.config import load_audit_config
+
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = load_audit_config(None, {"inputs": [str(corpus)], "registry": str(registry), "out": str(out),
+                                   "actors": 1, "gpus_per_actor": plan.gpus,
+                                   "cpus_per_actor": plan.audit_cpus, **SCORING})
+    started = time.monotonic()
+    result = run_audit(cfg)
+    total = time.monotonic() - started
+    summary = result.summary
+    score_s = float(summary.get("wall_s") or total)
+    return {"rows_in": summary["rows_in"], "rows_scored": summary["rows_scored"],
+            "rows_quarantined": summary["rows_quarantined"], "batch_size": cfg.batch_size,
+            "gpus_per_actor": cfg.gpus_per_actor,
+            "score_s": score_s, "total_s": round(total, 2), "rows_per_s": summary["rows_scored"] / score_s,
+            "rows_per_s_with_stats": summary["rows_scored"] / total,
+            "max_abs_dp_vs_loop": max_difference(out, loop_probs, registry)}
+
+
+def max_difference(out: Path, loop_file: Path, registry: Path) -> float | None:
+    """Largest |audit probability - plain loop probability| over all rows and values (by row id)."""
+    import pyarrow.parquet as pq
+
+    from valuecsv_ray.audit.schema import prob_column
+
+    if not loop_file.is_file():
+        return None
+    manifest = json.loads((registry / "manifest.json").read_text(encoding="utf-8"))
+    columns = [prob_column(v) for v in manifest["values"]]  # the registry's values, in taxonomy order
+    table = pq.read_table(out / "scores", columns=["row_id", *columns]).to_pandas()
+    position = table["row_id"].str.removeprefix("row-").astype(int).to_numpy()
+    loop = np.load(loop_file)
+    return float(np.abs(table[columns].to_numpy() - loop[position]).max())
