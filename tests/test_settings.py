@@ -145,8 +145,8 @@ def test_runtime_keys_are_the_settings_declared_identity_false():
         "runs_dir", "torch_threads", "eval_token_budget", "num_workers", "use_gpu", "resources_per_worker",
         "max_concurrent", "max_failures", "checkpoints_to_keep", "storage_path"}
     assert set(AUDIT_RUNTIME_KEYS) == {
-        "out", "token_budget", "device", "forward", "compile", "batch_size", "actors", "cpus_per_actor", "gpus_per_actor",
-        "read_chunk_rows", "all_prompts"}
+        "out", "token_budget", "device", "forward", "compile", "batch_size", "actors", "cpus_per_actor",
+        "gpus_per_actor", "read_chunk_rows", "all_prompts"}
     for cls, keys in ((TrainConfig, TRAIN_RUNTIME_KEYS), (AuditConfig, AUDIT_RUNTIME_KEYS)):
         assert keys == tuple(leaf.name for leaf in leaves(cls) if not leaf.identity)
     identity = {"learning_rate", "max_length", "aggregate", "seed", "taxonomy", "values", "split_seed"}
