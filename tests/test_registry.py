@@ -220,3 +220,16 @@ def test_rerun_may_change_runtime_settings_only(tmp_path):
     with pytest.raises(RegistryError, match=r"different settings: data \(its sha256 differs\)\."):
         start_job(root, changed_data)
     assert json.loads((root / JOB_FILE).read_text(encoding="utf-8"))["config"]["num_workers"] == 1
+
+
+def test_rerun_of_a_job_recorded_before_a_setting_existed_resumes(tmp_path, caplog):
+    root = tmp_path / "toyjob"
+    older = _job(TOY)
+    del older["config"]["precision"]  # job.json written before `precision` was a setting
+    start_job(root, older)
+    with caplog.at_level("WARNING", logger="valuecsv_ray.registry"):
+        start_job(root, _job(TOY, precision="bf16"))
+    assert "before the settings precision existed" in caplog.text and "precision='bf16'" in caplog.text
+    assert json.loads((root / JOB_FILE).read_text(encoding="utf-8"))["config"]["precision"] == "bf16"
+    with pytest.raises(RegistryError, match="different settings: precision"):  # recorded from now on
+        start_job(root, _job(TOY, precision="fp32"))

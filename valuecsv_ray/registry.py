@@ -114,7 +114,9 @@ def start_job(path: Path, job: dict) -> None:
         write_json(job_file, job)
         return
     old = json.loads(job_file.read_text(encoding="utf-8"))
-    changed = changed_settings(old["config"], job["config"], TRAIN_RUNTIME_KEYS)
+    added = sorted(set(job["config"]) - set(old["config"]))  # settings newer than the recorded job
+    changed = changed_settings(old["config"], {k: v for k, v in job["config"].items() if k not in added},
+                               TRAIN_RUNTIME_KEYS)
     if old["data"]["sha256"] != job["data"]["sha256"]:
         changed.insert(0, "data (its sha256 differs)")
     if changed:
@@ -123,6 +125,12 @@ def start_job(path: Path, job: dict) -> None:
             f"{', '.join(changed)}. Re-run with the original settings to resume it, or choose "
             "another --name (or delete the folder) to start a new job."
         )
+    if added:
+        log.warning("%s was started before the settings %s existed: resuming with %s (its finished "
+                    "evaluators keep what they were trained with)", job_file, ", ".join(added),
+                    ", ".join(f"{k}={job['config'][k]!r}" for k in added))
+        old["config"].update({k: job["config"][k] for k in added})
+        write_json(job_file, old)
 
 
 def evaluator_done(path: Path, task_id: str) -> bool:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from valuecsv_ray.backbone import tiny_model, tiny_tokenizer
+from valuecsv_ray.backbone import tiny_model
 from valuecsv_ray.config import TRAIN_RUNTIME_KEYS, ConfigError, load_train_config
 from valuecsv_ray.registry import RegistryError, start_job
 from valuecsv_ray.scoring.core import pad_batch
@@ -17,7 +17,6 @@ from valuecsv_ray.train.loop import (
     EpochStats,
     Prefetcher,
     chunks,
-    encode,
     host_batch,
     make_loss,
     make_optimizer,
@@ -32,26 +31,6 @@ CPU = torch.device("cpu")
 CUDA = torch.device("cuda", 0)  # only as a value: nothing here runs on a GPU
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _toy_task(n: int = 64) -> tuple[list[str], np.ndarray]:
-    """Texts holding 好 are positive, texts holding 坏 negative; the rest is filler."""
-    rng = np.random.default_rng(0)
-    filler = list("今天我们一起去看这本书的人说天气")
-    texts, targets = [], []
-    for i in range(n):
-        words = list(rng.choice(filler, size=int(rng.integers(4, 12))))
-        words.insert(int(rng.integers(0, len(words) + 1)), "好" if i % 2 else "坏")
-        texts.append("".join(words))
-        targets.append(i % 2)
-    return texts, np.array(targets)
-
-
-@pytest.fixture(scope="module")
-def toy():
-    texts, targets = _toy_task()
-    tokenizer = tiny_tokenizer()
-    return encode(tokenizer, texts, max_length=32), targets, tokenizer.pad_token_id
 
 
 def _prefetch_threads() -> list[threading.Thread]:
