@@ -16,15 +16,14 @@ window, then aggregated over a text's windows ("max": some passage expresses the
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from valuecsv_ray.config import AGGREGATIONS
+from valuecsv_ray.prefetch import Prefetcher, pinned, to_device
 
 
 @dataclass
@@ -120,40 +119,19 @@ def token_batches(lengths: Sequence[int], budget: int) -> list[np.ndarray]:
     return batches
 
 
-def to_device(inputs, device: torch.device):
-    """A prepared batch (a dict of tensors, or anything with .to) on `device`; from pinned memory the
-    copy is asynchronous, so it overlaps with the work already queued on the GPU."""
-    if isinstance(inputs, dict):
-        return {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
-    return inputs.to(device, non_blocking=True)
-
-
 def prefetched(batches: Sequence[np.ndarray], prepare: Callable, device: torch.device,
                depth: int = 2) -> Iterator[tuple[np.ndarray, object]]:
     """(batch, inputs on device) for each batch; `prepare(batch)` (host work: padding, packing) runs
     in a background thread up to `depth` batches ahead, into pinned memory on CUDA, so the GPU does
     not wait for the host. Errors in `prepare` are raised here; leaving the loop stops the thread."""
     pin = device.type == "cuda"
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
-        def job(batch):
-            return _pinned(prepare(batch)) if pin else prepare(batch)
 
-        pending = deque(pool.submit(job, b) for b in batches[:depth])
-        try:
-            for i, batch in enumerate(batches):
-                inputs = pending.popleft().result()
-                if i + depth < len(batches):
-                    pending.append(pool.submit(job, batches[i + depth]))
-                yield batch, to_device(inputs, device)
-        finally:
-            for future in pending:
-                future.cancel()
+    def make(batch):
+        return batch, pinned(prepare(batch)) if pin else prepare(batch)
 
-
-def _pinned(inputs):
-    if isinstance(inputs, dict):
-        return {k: v.pin_memory() for k, v in inputs.items()}
-    return inputs.pin_memory()
+    with Prefetcher(batches, make, depth, device) as ready:
+        for batch, inputs in ready:
+            yield batch, to_device(inputs, device)
 
 
 @torch.inference_mode()
