@@ -68,23 +68,6 @@ def test_kernel_split_shares_leave_copies_out(common):
     assert math.isnan(empty["share"]["gemm"]) and common.split_text(empty) == "n/a"
 
 
-def test_padding_fraction_counts_the_pad_slots_of_each_batch(common):
-    assert common.padding_fraction([2, 4, 4, 3], [[0, 1], [2, 3]]) == pytest.approx(3 / 16)
-    assert common.padding_fraction([5, 5], [[0, 1]]) == 0.0
-    assert common.padding_fraction([], []) == 0.0
-
-
-def test_padding_fraction_matches_the_padded_batches_the_engine_builds(common):
-    from valuecsv_ray.scoring.core import budget_batches, pad_batch
-
-    lengths = np.random.default_rng(0).integers(3, 512, size=300).tolist()
-    batches = budget_batches(lengths, 16384)
-    masks = [pad_batch([[7] * lengths[i] for i in b], 0)["attention_mask"] for b in batches]
-    pads = sum(int((m == 0).sum()) for m in masks) / sum(m.numel() for m in masks)
-    assert len(batches) > 5 and pads > 0
-    assert common.padding_fraction(lengths, batches) == pytest.approx(pads)
-
-
 def test_table_is_markdown_with_escaped_cells(common):
     text = common.format_table([["engine", "slim", "812 texts/s | fast\nreally", ">= 700", True],
                                 ["audit", "ratio", "0.71", ">= 0.9", False],

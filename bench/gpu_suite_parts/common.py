@@ -164,17 +164,6 @@ class Results:
 # ---- pure measures
 
 
-def padding_fraction(lengths: Sequence[int], batches: Iterable[Sequence[int]]) -> float:
-    """Share of a padded run's token slots that hold padding: 1 - sum of lengths / (rows x width),
-    over batches of indices into `lengths` (each batch padded to its longest window)."""
-    real = slots = 0
-    for batch in batches:
-        if len(batch):
-            slots += len(batch) * max(lengths[i] for i in batch)
-            real += sum(lengths[i] for i in batch)
-    return 1.0 - real / slots if slots else 0.0
-
-
 GEMM_NAMES = ("gemm", "cutlass", "xmma", "cublas", "matmul", "nvjet", "gemv", "splitkreduce", "addmm",
               "bmm", "aten::mm")
 ATTENTION_NAMES = ("flash", "fmha", "attention", "sdpa", "varlen")

@@ -2,7 +2,8 @@
 
     run(plan, work, out, budget)   # writes out/engine.json after every step
 
-Each path (padded, varlen, slim, slim + torch.compile) is loaded fresh, warmed on one batch-run,
+Each path (padded, varlen, slim, slim + torch.compile; then slim at a smaller and a larger token
+budget than the CUDA default, where time is left) is loaded fresh, warmed on one batch-run,
 then timed on plan.n_texts texts: texts/s, share of the bf16 matmul ceiling measured in the same
 run (`engine_bench.matmul_ceiling`, `engine_bench.engine_flops`), padding fraction of the batches
 it runs, max |probability difference| against the padded engine, and a torch.profiler split of
@@ -29,22 +30,26 @@ from gpu_suite_parts.common import (
     Results,
     at_least,
     kernel_split,
-    padding_fraction,
     say,
     split_text,
 )
 from gpu_suite_parts.prep import registry_dir
 from valuecsv_ray.registry import load_registry
 from valuecsv_ray.scoring.engine import Ensemble
+from valuecsv_ray.scoring.varlen import padding_fraction
 
 TARGET_TEXTS_S = 700.0  # the GPU issue: 12 evaluators, 512-token windows
 TARGET_RATIO = 20.0  # best path over the reference way
 PATHS = {"padded": {"forward": "padded"}, "varlen": {"forward": "varlen"}, "slim": {"forward": "slim"},
-         "slim+compile": {"forward": "slim", "compile": True}}
-ORDER = ("padded", "varlen", "slim", "reference", "slim+compile")  # compile last: the riskiest
+         "slim+compile": {"forward": "slim", "compile": True},
+         "slim@32k": {"forward": "slim", "token_budget": 32768},  # the token budget, for the CUDA default
+         "slim@262k": {"forward": "slim", "token_budget": 262144}}
+# compile after the eager paths (the riskiest); the token-budget sweep last, where time is left
+ORDER = ("padded", "varlen", "slim", "reference", "slim+compile", "slim@32k", "slim@262k")
 CONTEXT = ("reference 31.6; bf16 SDPA padded, 256-row batches 306; 131k-token batches 417; + compile 436 "
            "texts/s")  # the GPU issue's earlier H100 measurements
-NEED_S = {"padded": 25, "varlen": 25, "slim": 20, "reference": 25, "slim+compile": 45}  # device estimates
+NEED_S = {"padded": 25, "varlen": 25, "slim": 20, "reference": 25, "slim+compile": 45,  # device estimates
+          "slim@32k": 20, "slim@262k": 20}
 
 
 def run(plan: Plan, work: Path, out: Path, budget: Budget) -> None:
@@ -94,7 +99,7 @@ class EngineRun:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         started = time.monotonic()
-        engine = Ensemble(self.registry, device=self.plan.device, token_budget=None, **kwargs)
+        engine = Ensemble(self.registry, device=self.plan.device, **{"token_budget": None, **kwargs})
         load_s = time.monotonic() - started  # with compile: includes compiling on the load-time probe
         self.results.progress(name, load_s=round(load_s, 1))
         try:

@@ -7,7 +7,14 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from valuecsv_ray.backbone import tiny_model
-from valuecsv_ray.scoring.core import Head, collect_margins, pad_batch, prefetched, token_batches
+from valuecsv_ray.scoring.core import (
+    Head,
+    budget_batches,
+    collect_margins,
+    pad_batch,
+    prefetched,
+    token_batches,
+)
 from valuecsv_ray.scoring.engine import Ensemble
 from valuecsv_ray.scoring.varlen import (
     VARLEN,
@@ -220,3 +227,18 @@ def test_engine_packed_forward_on_cuda_is_close_to_padded(tiny_registry, forward
     packed = Ensemble.from_registry(tiny_registry, device="cuda", forward=forward)
     assert packed.dtype == torch.bfloat16
     np.testing.assert_allclose(packed.score(texts).probs, padded.score(texts).probs, atol=2e-2)
+
+
+def test_padding_fraction_counts_the_pad_slots_of_each_batch():
+    assert padding_fraction([2, 4, 4, 3], [[0, 1], [2, 3]]) == pytest.approx(3 / 16)
+    assert padding_fraction([5, 5], [[0, 1]]) == 0.0
+    assert padding_fraction([], []) == 0.0
+
+
+def test_padding_fraction_matches_the_padded_batches_the_engine_builds():
+    lengths = np.random.default_rng(0).integers(3, 512, size=300).tolist()
+    batches = budget_batches(lengths, 16384)
+    masks = [pad_batch([[7] * lengths[i] for i in b], 0)["attention_mask"] for b in batches]
+    pads = sum(int((m == 0).sum()) for m in masks) / sum(m.numel() for m in masks)
+    assert len(batches) > 5 and pads > 0
+    assert padding_fraction(lengths, batches) == pytest.approx(pads)
