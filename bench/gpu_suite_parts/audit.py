@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gpu_suite_parts.common import Budget, Plan, Results, at_least
+from gpu_suite_parts.common import Budget, Plan, Results, at_least, start_ray
 from gpu_suite_parts.prep import registry_dir
 
 TARGET_RATIO = 0.9  # audit rows/s over the plain loop's
@@ -106,14 +106,6 @@ def plain_loop(plan: Plan, registry: Path, texts: list[str], probs_file: Path) -
         torch.cuda.empty_cache()
     return {"rows": len(texts), "seconds": round(seconds, 2), "rows_per_s": len(texts) / seconds,
             "forward": forward}
-
-
-def start_ray(plan: Plan) -> dict:
-    from valuecsv_ray.cluster import connect
-
-    started = time.monotonic()
-    connect(include_dashboard=False, **({"object_store_memory": 512 * 2**20} if plan.dry_run else {}))
-    return {"ray_init_s": round(time.monotonic() - started, 1)}
 
 
 def audit_corpus(plan: Plan, registry: Path, corpus: Path, out: Path, loop_probs: Path) -> dict:

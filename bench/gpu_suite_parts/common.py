@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 PARTS = ("prep", "engine", "train", "audit", "serve")  # (a)-(d) after prep; the table's order
 MARK = "[gpu_suite]"  # lines a part prints with this prefix are echoed by the runner
 
@@ -90,6 +92,18 @@ class Budget:
 def say(message: str) -> None:
     """A line for the suite's console (the runner echoes it; everything else goes to parts.log)."""
     print(f"{MARK} {message}", flush=True)
+
+
+def start_ray(plan: Plan) -> dict:
+    """Ray started in this part's process (a small object store in the dry run); its start-up time
+    and the resources it found."""
+    import ray
+
+    from valuecsv_ray.cluster import connect
+
+    started = time.monotonic()
+    connect(include_dashboard=False, **({"object_store_memory": 512 * 2**20} if plan.dry_run else {}))
+    return {"ray_init_s": round(time.monotonic() - started, 1), "resources": ray.cluster_resources()}
 
 
 def write_json(path: Path, payload: dict) -> None:
@@ -222,12 +236,7 @@ def every_kth(n: int, rows: int = 10) -> list[int]:
 
 def percentile_ms(latencies_s: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100, linear interpolation) of latencies in seconds, in ms."""
-    if not latencies_s:
-        return math.nan
-    ordered = sorted(latencies_s)
-    rank = (len(ordered) - 1) * q / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return 1000 * (ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
+    return 1000 * float(np.percentile(latencies_s, q)) if len(latencies_s) else math.nan
 
 
 def format_table(rows: Iterable[Sequence]) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 import serve_load
 import yaml
 
+from gpu_suite_parts import processes
 from gpu_suite_parts.common import Budget, Plan, Results, percentile_ms, say
 from gpu_suite_parts.prep import registry_dir
 
@@ -126,11 +127,7 @@ def end_session(proc: subprocess.Popen) -> None:
         proc.wait(timeout=TEARDOWN_S)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         pass
-    for pid in serve_load.replica_pids(proc.pid, ""):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    processes.end_session(proc.pid)
     if proc.poll() is None:
         proc.wait(timeout=5)
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from gpu_suite_parts.common import Budget, Plan, Results, every_kth, overlap_s, say
+from gpu_suite_parts.common import Budget, Plan, Results, every_kth, overlap_s, say, start_ray
 
 PRECISIONS = ("fp32", "bf16")
 HISTORY_KEYS = ("train_s", "samples_per_s", "step_losses")  # per-epoch history fields this part reads
@@ -71,17 +71,6 @@ def write_backbone(folder: Path, size: str) -> dict:
     tiny_tokenizer().save_pretrained(folder)
     return {"path": str(folder), "layers": config.num_hidden_layers, "hidden": config.hidden_size,
             "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
-
-
-def start_ray(plan: Plan) -> dict:
-    from valuecsv_ray.cluster import connect
-
-    started = time.monotonic()
-    small = {"object_store_memory": 512 * 2**20} if plan.dry_run else {}
-    connect(include_dashboard=False, **small)
-    import ray
-
-    return {"ray_init_s": round(time.monotonic() - started, 1), "resources": ray.cluster_resources()}
 
 
 def train_once(plan: Plan, work: Path, backbone: Path, precision: str | None) -> dict:

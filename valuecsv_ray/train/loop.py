@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from valuecsv_ray.config import Hyperparameters
-from valuecsv_ray.prefetch import Prefetcher, to_device
+from valuecsv_ray.prefetch import Prefetcher, pinned, to_device
 from valuecsv_ray.scoring.core import pad_batch
 
 CPU = torch.device("cpu")
@@ -148,7 +148,7 @@ def host_batch(ids: Sequence[list[int]], idx: np.ndarray, pad_id: int, targets: 
     batch = pad_batch([ids[i] for i in idx], pad_id, CPU)
     if targets is not None:
         batch["targets"] = torch.as_tensor(targets[idx])
-    return {k: v.pin_memory() for k, v in batch.items()} if pin else batch
+    return pinned(batch) if pin else batch
 
 
 @dataclass(frozen=True)
