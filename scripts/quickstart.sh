@@ -11,9 +11,9 @@ ROOT=$PWD
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
-python -m pip install -q --upgrade pip
-python -m pip install -q torch==2.13.0   # the CPU build; an unpinned torch pulls CUDA wheels
-python -m pip install -q -e .
+python -m pip install -q --upgrade -c constraints.txt pip   # constraints.txt: the versions CI tested (scripts/lock.sh)
+python -m pip install -q -c constraints.txt torch==2.13.0   # the CPU build; an unpinned torch pulls CUDA wheels
+python -m pip install -q -c constraints.txt -e .
 
 ray_status=$(ray status 2>&1 || true)
 if ! grep -q "Could not find any running Ray instance" <<<"$ray_status"; then

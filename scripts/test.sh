@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
-python -m pip install -q --upgrade pip
-python -m pip install -q torch==2.13.0   # CPU build first, so nothing pulls CUDA wheels
-python -m pip install -q -e ".[dev]"
+python -m pip install -q --upgrade -c constraints.txt pip   # constraints.txt: the versions CI tested (scripts/lock.sh)
+python -m pip install -q -c constraints.txt torch==2.13.0   # CPU build first, so nothing pulls CUDA wheels
+python -m pip install -q -c constraints.txt -e ".[dev]"
 export RAY_AUTH_MODE=disabled TOKENIZERS_PARALLELISM=false
 ruff check valuecsv_ray jobs tests scripts bench
 python -m pytest -q "$@"
