@@ -16,6 +16,7 @@ from valuecsv_ray.scoring.core import (
     token_batches,
 )
 from valuecsv_ray.scoring.engine import Ensemble
+from valuecsv_ray.scoring.fp8 import FP8_TOLERANCE, Fp8Linear, dequantize, quantize_rows
 from valuecsv_ray.scoring.varlen import (
     VARLEN,
     SlimBert,
@@ -115,17 +116,65 @@ def test_packed_forwards_refuse_a_model_that_would_attend_across_texts():
         model(**pad_batch(windows(), 0, CPU))  # varlen attention without a packed batch
 
 
+def whole_stream_attention(q, k, v, cu_q, cu_k, max_q, max_k):
+    """Attention over the whole packed stream: every text sees every other (no document mask)."""
+    q, k, v = (x.transpose(0, 1) for x in (q, k, v))
+    return F.scaled_dot_product_attention(q, k, v).transpose(0, 1)
+
+
 def test_load_check_catches_a_packed_forward_without_a_document_mask():
+    # Built from attention that ignores text boundaries by construction, not from what some
+    # transformers release does with a packed batch (5.25's sdpa masks restarting positions itself)
     model = tiny_model().eval()
-
-    def leaky(m):  # the HF model on the packed stream under sdpa: texts see each other
-        return lambda p: m.classifier(m.bert.pooler(m.bert(
-            input_ids=p.input_ids, position_ids=p.position_ids).last_hidden_state[0, p.cls_rows][:, None]))
-
-    with torch.inference_mode(), pytest.raises(RuntimeError, match="disagrees with padded scoring"):
-        checked_packed_forward(model, leaky, CPU, 64)
     with torch.inference_mode():
+        leaky = SlimBert(model, attention=whole_stream_attention).eval()
+        wins = windows()
+        expected = padded_logits(model, wins)
+        assert (leaky(pack(wins)) - expected).abs().max() > 2e-4 * (1 + expected.abs().max())  # it leaks
+        with pytest.raises(RuntimeError, match="disagrees with padded scoring"):
+            checked_packed_forward(model, lambda m: leaky, CPU, 64)
         assert checked_packed_forward(model, lambda m: SlimBert(m).eval(), CPU, 64) is not None
+
+
+@pytest.mark.parametrize("options", [{"fuse_gelu": True}, {"fp8": True}, {"fp8": True, "fuse_gelu": True}],
+                         ids=["fused-gelu", "fp8", "fp8+fused-gelu"])
+def test_slim_options_agree_with_the_padded_forward(model, options):
+    wins = windows()
+    with torch.inference_mode():
+        got = SlimBert(model, **options).eval()(pack(wins))
+    expected = padded_logits(model, wins)
+    tolerance = 1e-5 if not options.get("fp8") else FP8_TOLERANCE * (1 + float(expected.abs().max()))
+    assert (got - expected).abs().max() <= tolerance
+    if options.get("fp8"):  # quantised: close, not equal
+        assert (got - expected).abs().max() > 0
+
+
+def test_fused_gelu_runs_in_the_gemm_and_fp8_replaces_the_encoder_linears(model):
+    slim = SlimBert(model, fuse_gelu=True, fp8=True)
+    assert all(isinstance(m, Fp8Linear) for layer in slim.layers for m in (layer.qkv, layer.attn_out,
+                                                                             layer.up, layer.down))
+    assert sum(isinstance(m, Fp8Linear) for m in slim.modules()) == 4 * len(slim.layers)
+    assert not isinstance(slim.classifier, Fp8Linear)  # only the encoder's GEMMs are quantised
+    x = torch.randn(7, model.config.hidden_size)
+    plain = SlimBert(model, fuse_gelu=True).layers[0]
+    torch.testing.assert_close(plain.up_gelu(x, True), plain.act(plain.up(x)), atol=1e-6, rtol=1e-5)
+    relu = tiny_model().eval()
+    relu.config.hidden_act = "relu"
+    with pytest.raises(ValueError, match="fuse_gelu needs hidden_act 'gelu'"):
+        SlimBert(relu, fuse_gelu=True)
+
+
+def test_fp8_rows_keep_their_scale_and_lose_little():
+    x = torch.randn(64, 256) * torch.logspace(-3, 3, 64)[:, None]  # rows of very different magnitude
+    xq, scale = quantize_rows(x)
+    assert xq.dtype == torch.float8_e4m3fn and scale.shape == (64, 1)
+    assert float(xq.float().abs().amax(dim=1).min()) == pytest.approx(448.0)  # each row's max maps to 448
+    relative = (dequantize(xq, scale) - x).abs() / x.abs().amax(dim=1, keepdim=True)
+    assert float(relative.max()) <= 2 ** -4  # e4m3: 3 mantissa bits
+    layer = torch.nn.Linear(256, 96)
+    with torch.no_grad():
+        got, expected = Fp8Linear(layer)(x[32:40]), layer(x[32:40])
+    assert got.dtype == x.dtype and float(((got - expected).abs() / expected.abs().max()).max()) < 0.05
 
 
 def test_supports_packing_names_what_is_missing():

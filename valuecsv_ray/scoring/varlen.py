@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from torch.nn import functional as F  # noqa: N812
 from transformers import AttentionInterface
 
 from valuecsv_ray.scoring.core import Head, collect_margins, pad_batch, token_batches
+from valuecsv_ray.scoring.fp8 import Fp8Linear
 
 VARLEN = "valuecsv_varlen"  # the registered attention name (no "flash": that name means FA2 to HF)
 FLASH_DTYPES = (torch.bfloat16, torch.float16)
@@ -76,12 +78,16 @@ def pack(windows: Sequence[Sequence[int]]) -> Packed:
 
 
 def segment_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor,
-                      cu_k: torch.Tensor, max_q: int, max_k: int) -> torch.Tensor:
+                      cu_k: torch.Tensor, max_q: int, max_k: int, kernel: str = "flash") -> torch.Tensor:
     """Non-causal attention of each text with itself, scale D^-0.5; (T, H, D) in and out.
 
-    FlashAttention-2 (`varlen_attn`) on CUDA in bf16/fp16; a per-text SDPA loop otherwise.
+    On CUDA in bf16/fp16 `kernel` picks FlashAttention-2 (`varlen_attn`, "flash") or cuDNN's
+    SDPA over ragged batches ("cudnn"); elsewhere a per-text SDPA loop (the reference).
     """
     if q.is_cuda and q.dtype in FLASH_DTYPES:
+        if kernel == "cudnn":
+            return torch.ops.aten._cudnn_attention_forward(q, k, v, None, cu_q, cu_k, max_q, max_k,
+                                                           False, 0.0, False, False)[0]
         from torch.nn.attention.varlen import varlen_attn
 
         return varlen_attn(q, k, v, cu_q, cu_k, max_q, max_k)
@@ -157,20 +163,32 @@ def varlen_logits(model: nn.Module, packed: Packed) -> torch.Tensor:
 class SlimBert(nn.Module):
     """An inference forward over an HF BertForSequenceClassification's weights, on packed batches.
 
-    Shares the model's parameters (only the fused QKV weights are new tensors): embeddings, one
-    QKV GEMM per layer, varlen attention, and the last layer on the [CLS] rows only.
+    Shares the model's parameters (only the fused QKV weights, and fp8 copies, are new tensors):
+    embeddings, one QKV GEMM per layer, varlen attention, the last layer on the [CLS] rows only.
+    - `attention`: the packed attention kernel ("flash", "cudnn"; see `segment_attention`), or a
+      function with `segment_attention`'s signature (tests pass one that ignores text boundaries).
+    - `fuse_gelu`: the intermediate GEMM applies GELU in its epilogue (`torch._addmm_activation`:
+      cuBLASLt's GELU_BIAS on CUDA, which is the tanh approximation; exact GELU on the CPU),
+      instead of writing the GEMM's output and reading it back for a separate GELU kernel.
+    - `fp8`: the encoder's linear layers run as fp8 GEMMs (`Fp8Linear`); the rest stays in the
+      model's dtype.
     """
 
-    def __init__(self, model: nn.Module, max_length: int | None = None):
+    def __init__(self, model: nn.Module, max_length: int | None = None, attention: str | Callable = "flash",
+                 fuse_gelu: bool = False, fp8: bool = False):
         super().__init__()
         self.max_length = max_length  # a constant bound for the kernel (no recompiles under compile)
         if (why := supports_packing(model)) is not None:
             raise ValueError(why)
+        if fuse_gelu and model.config.hidden_act != "gelu":
+            raise ValueError(f"fuse_gelu needs hidden_act 'gelu', the model has {model.config.hidden_act!r}")
         bert, config = model.bert, model.config
         self.embeddings = bert.embeddings
         self.heads = config.num_attention_heads
-        self.qkv = nn.ModuleList(_fused_qkv(layer.attention.self) for layer in bert.encoder.layer)
-        self.layers = bert.encoder.layer
+        self.attention = attention if callable(attention) else partial(segment_attention, kernel=attention)
+        self.fuse_gelu = fuse_gelu
+        linear = Fp8Linear if fp8 else None
+        self.layers = nn.ModuleList(SlimLayer(layer, linear) for layer in bert.encoder.layer)
         self.pooler, self.classifier = bert.pooler.dense, model.classifier
 
     def forward(self, packed: Packed) -> torch.Tensor:
@@ -180,16 +198,34 @@ class SlimBert(nn.Module):
         x = emb.LayerNorm(x + emb.token_type_embeddings.weight[0])
         cls, longest = packed.cls_rows, self.max_length or packed.max_length
         one_each = torch.arange(packed.n_texts + 1, dtype=torch.int32, device=ids.device)
-        for i, (layer, qkv) in enumerate(zip(self.layers, self.qkv, strict=True)):
-            q, k, v = qkv(x).view(len(x), 3, self.heads, -1).unbind(1)
+        for i, layer in enumerate(self.layers):
+            q, k, v = layer.qkv(x).view(len(x), 3, self.heads, -1).unbind(1)
             if i == len(self.layers) - 1:  # only the [CLS] rows are classified
                 q, x = q[cls], x[cls]
-                attended = segment_attention(q, k, v, one_each, cu, 1, longest)
+                attended = self.attention(q, k, v, one_each, cu, 1, longest)
             else:
-                attended = segment_attention(q, k, v, cu, cu, longest, longest)
-            x = layer.attention.output(attended.reshape(len(x), -1), x)  # dense + residual + LayerNorm
-            x = layer.output(layer.intermediate(x), x)
+                attended = self.attention(q, k, v, cu, cu, longest, longest)
+            x = layer.norm1(layer.attn_out(attended.reshape(len(x), -1)) + x)
+            x = layer.norm2(layer.down(layer.up_gelu(x, self.fuse_gelu)) + x)
         return self.classifier(torch.tanh(self.pooler(x)))
+
+
+class SlimLayer(nn.Module):
+    """One HF BertLayer's weights as SlimBert runs them (dropout is a no-op at inference); `linear`
+    (e.g. Fp8Linear) wraps each of its four linear layers."""
+
+    def __init__(self, layer: nn.Module, linear: Callable[[nn.Linear], nn.Module] | None = None):
+        super().__init__()
+        wrap = linear or (lambda m: m)
+        self.qkv = wrap(_fused_qkv(layer.attention.self))
+        self.attn_out, self.norm1 = wrap(layer.attention.output.dense), layer.attention.output.LayerNorm
+        self.up, self.act = wrap(layer.intermediate.dense), layer.intermediate.intermediate_act_fn
+        self.down, self.norm2 = wrap(layer.output.dense), layer.output.LayerNorm
+
+    def up_gelu(self, x: torch.Tensor, fused: bool) -> torch.Tensor:
+        if fused and isinstance(self.up, nn.Linear):
+            return torch._addmm_activation(self.up.bias, x, self.up.weight.t(), use_gelu=True)
+        return self.act(self.up(x))  # fp8 GEMMs have no GELU epilogue: compile fuses it instead
 
 
 def _fused_qkv(attention: nn.Module) -> nn.Linear:
