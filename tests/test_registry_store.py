@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from valuecsv_ray.registry import MANIFEST, RegistryError, load_registry
-from valuecsv_ray.registry_store import COMPLETE, publish_registry
+from valuecsv_ray.registry_store import COMPLETE, FULL_VERIFY_ENV, publish_registry, verification_file
 
 TEXTS = ["人人平等，依法办事。", "他诚实守信，热心帮助邻居。", "今天天气很好。"]
 
@@ -103,3 +104,88 @@ def test_an_altered_file_on_s3_is_refused_and_nothing_is_cached(registry, s3, ca
 def test_a_missing_registry_on_s3_says_where_it_looked(s3, cache):
     with pytest.raises(RegistryError, match="s3://models/runs/none"):
         load_registry("s3://models/runs/none")
+
+
+# The verification cache: a node hashes a registry once, then only the files that changed since.
+
+
+@pytest.fixture
+def hashed(monkeypatch, cache) -> list[str]:
+    """The files sha256_file hashes, in a private VALUECSV_CACHE."""
+    from valuecsv_ray import registry_store
+
+    seen, real = [], registry_store.sha256_file
+    monkeypatch.setattr(registry_store, "sha256_file", lambda path: seen.append(path.name) or real(path))
+    monkeypatch.delenv(FULL_VERIFY_ENV, raising=False)
+    return seen
+
+
+def files_of(registry: Path) -> dict:
+    return json.loads((registry / MANIFEST).read_text())["files"]
+
+
+def test_a_second_load_hashes_nothing_and_a_full_verification_hashes_all(registry, hashed, monkeypatch):
+    first = load_registry(registry)
+    assert len(hashed) == len(files_of(registry))
+    assert verification_file(registry, first.registry_id).is_file()
+    hashed.clear()
+    load_registry(registry)
+    assert hashed == []
+    load_registry(registry, full_verify=True)
+    assert len(hashed) == len(files_of(registry))
+    hashed.clear()
+    monkeypatch.setenv(FULL_VERIFY_ENV, "1")
+    load_registry(registry)
+    assert len(hashed) == len(files_of(registry))
+
+
+def test_only_a_touched_file_is_hashed_again(registry, hashed):
+    load_registry(registry)
+    hashed.clear()
+    os.utime(weights(registry))  # same content, new mtime
+    load_registry(registry)
+    assert hashed == ["model.safetensors"]
+
+
+@pytest.mark.parametrize("keep_mtime", [False, True], ids=["new-mtime", "mtime-restored"])
+def test_a_file_changed_after_it_was_verified_is_refused(registry, hashed, keep_mtime):
+    load_registry(registry)
+    target = weights(registry)
+    before = target.stat()
+    target.write_bytes(target.read_bytes()[:-8] + b"\0" * 8)  # same size
+    if keep_mtime:  # an edit that hides behind the old mtime: the ctime still moves
+        os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert (target.stat().st_size, target.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    with pytest.raises(RegistryError, match="corrupted or swapped") as e:
+        load_registry(registry)
+    assert str(target) in str(e.value)
+
+
+def test_weight_files_swapped_after_they_were_verified_are_refused(registry, hashed):
+    load_registry(registry)
+    a, b = sorted(registry.glob("evaluators/*/model.safetensors"))[:2]
+    assert a.stat().st_size == b.stat().st_size and a.read_bytes() != b.read_bytes()
+    parked = a.with_name("parked")
+    os.replace(a, parked), os.replace(b, a), os.replace(parked, b)
+    with pytest.raises(RegistryError, match="corrupted or swapped") as e:
+        load_registry(registry)
+    assert str(a) in str(e.value) and str(b) in str(e.value)
+
+
+@pytest.mark.parametrize("junk", [b"{not json", b'{"registry_id": 3}', b"[]", b"\xff\xfe"])
+def test_a_corrupt_verification_cache_is_ignored_and_rewritten(registry, hashed, junk):
+    registry_id = load_registry(registry).registry_id
+    record = verification_file(registry, registry_id)
+    record.write_bytes(junk)
+    hashed.clear()
+    load_registry(registry)
+    assert len(hashed) == len(files_of(registry))
+    assert json.loads(record.read_text())["registry_id"] == registry_id
+
+
+def test_a_cache_record_for_another_copy_is_not_trusted(registry, hashed, tmp_path):
+    load_registry(registry)
+    copy = Path(shutil.copytree(registry, tmp_path / "copy"))  # copy2 keeps sizes and mtimes
+    hashed.clear()
+    load_registry(copy)
+    assert len(hashed) == len(files_of(copy))

@@ -9,7 +9,9 @@ Layout of RUNS_DIR/NAME:
     manifest.json               taxonomy, values, thresholds, temperatures, window rule, metrics,
                                 calibration (ECE), long-text figures, backbone, data hash, split seed,
                                 resolved config, versions, per-evaluator training intervals, and
-                                the sha256 of every evaluator file (checked on every load)
+                                the sha256 of every evaluator file (checked on every load; a
+                                node hashes only files changed since it last verified them, see
+                                registry_store; VALUECSV_FULL_VERIFY=1 hashes all)
     job.json                    what the job was started with (checked again on re-runs)
     split.json                  row indices of train / validation / test
     bad_rows.csv                rows left out with --skip-bad-rows, with the reason
@@ -28,7 +30,7 @@ import os
 import platform
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -44,6 +46,7 @@ from valuecsv_ray.registry_store import (
 )
 from valuecsv_ray.settings import changed_settings
 from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
+from valuecsv_ray.timing import format_phases, timed
 
 FORMAT = "valuecsv-ray/registry"
 FORMAT_VERSION = 3  # 2: taxonomy, window rule, temperature, calibration; 3: sha256 of every file
@@ -63,10 +66,11 @@ class RegistryError(RuntimeError):
 
 @dataclass(frozen=True)
 class Registry:
-    """A complete registry: its folder and its manifest."""
+    """A complete registry: its folder and its manifest (and how long loading it took)."""
 
     path: Path
     manifest: dict
+    load_phases: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def registry_id(self) -> str:
@@ -183,18 +187,38 @@ def write_manifest(path: Path, task_ids: tuple[str, ...]) -> dict:
     return manifest
 
 
-def load_registry(path: str | Path) -> Registry:
+def load_registry(path: str | Path, full_verify: bool = False) -> Registry:
     """Open a registry folder, or one on object storage (s3://, gs://: copied once into a local
-    cache, see registry_store); raise RegistryError naming every missing, unsafe or altered piece."""
+    cache, see registry_store); raise RegistryError naming every missing, unsafe or altered piece.
+    Files this node verified before and that are unchanged since are not hashed again, unless
+    `full_verify`. The result's load_phases hold the seconds of registry_resolve and
+    checksum_verification."""
+    phases: dict[str, float] = {}
+    with timed(phases, "registry_resolve"):
+        path, manifest, problems = _resolve(path)
+    with timed(phases, "checksum_verification"):
+        problems += integrity_problems(path, manifest, remember=True, full_verify=full_verify)
+    if problems:
+        raise RegistryError(f"registry {path} is incomplete or altered:\n  " + "\n  ".join(problems)
+                            + f"\n{_rebuild_hint(path)}")
+    if not manifest.get("files"):
+        log.warning("registry %s records no file checksums (format %s): its files are not checked; "
+                    "retrain to record them", path, manifest.get("format_version"))
+    log.info("registry %s at %s: %s", manifest["registry_id"], path, format_phases(phases))
+    return Registry(path=path, manifest=manifest, load_phases=phases)
+
+
+def _resolve(path: str | Path) -> tuple[Path, dict, list[str]]:
+    """The local folder (fetched when `path` is a URI), its manifest, and what the manifest says
+    is missing (integrity aside)."""
     if is_uri(path):
         try:
             path = fetch_registry(str(path))
         except (OSError, ValueError) as e:
             raise RegistryError(f"cannot load registry {path}: {e}") from e
     path = Path(path)
-    fix = f"Run `valuecsv-ray train --name {path.name} --runs-dir {path.parent}` to (re)build it."
     if not (path / MANIFEST).is_file():
-        raise RegistryError(f"{path} is not a registry: {MANIFEST} is missing. {fix}")
+        raise RegistryError(f"{path} is not a registry: {MANIFEST} is missing. {_rebuild_hint(path)}")
     manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     problems = [f"evaluator {t!r} never finished training" for t in manifest.get("missing", [])]
     for value_id, ev in manifest["evaluators"].items():
@@ -207,14 +231,11 @@ def load_registry(path: str | Path) -> Registry:
             problems.append(f"{value_id}: no decision threshold in the manifest")
     if not manifest["evaluators"]:
         problems.append("no evaluators")
-    problems += integrity_problems(path, manifest)
-    if problems:
-        raise RegistryError(f"registry {path} is incomplete or altered:\n  " + "\n  ".join(problems)
-                            + f"\n{fix}")
-    if not manifest.get("files"):
-        log.warning("registry %s records no file checksums (format %s): its files are not checked; "
-                    "retrain to record them", path, manifest.get("format_version"))
-    return Registry(path=path, manifest=manifest)
+    return path, manifest, problems
+
+
+def _rebuild_hint(path: Path) -> str:
+    return f"Run `valuecsv-ray train --name {path.name} --runs-dir {path.parent}` to (re)build it."
 
 
 def metrics_table(manifest: dict) -> pd.DataFrame:
