@@ -4,6 +4,9 @@
     scores = engine.score(["一段文本", "另一段文本"])
     scores.probs            # (n_texts, n_values) probabilities, input order
     scores.to_records()     # JSON-ready: per text, probabilities/labels keyed by value id
+    engine.load_phases      # seconds per phase of loading (logged at INFO): registry_resolve,
+                            # checksum_verification, tokenizer_load, weight_load, device_move,
+                            # agreement_check, compile (the last three only where they happen)
 
 Both the Serve endpoint and the batch audit call `Ensemble.score`, so online and offline
 scores cannot drift apart.
@@ -36,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 
 from valuecsv_ray.backbone import quiet_hf_progress
 from valuecsv_ray.config import DEFAULT_TOKEN_BUDGET, FORWARDS
@@ -51,6 +54,7 @@ from valuecsv_ray.scoring.core import (
     split_windows,
     text_probabilities,
 )
+from valuecsv_ray.scoring.loading import check_timed, load_evaluator
 from valuecsv_ray.scoring.varlen import (
     SlimBert,
     checked_packed_forward,
@@ -60,6 +64,7 @@ from valuecsv_ray.scoring.varlen import (
     varlen_logits,
 )
 from valuecsv_ray.taxonomy import Taxonomy
+from valuecsv_ray.timing import format_phases, timed
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +184,9 @@ class Ensemble:
         self.forward = defaults["forward"] if forward == "auto" else forward
         self.token_budget = token_budget or defaults["token_budget"]
         self.compile = compile
-        self.tokenizer = EnsembleTokenizer(registry, stride=stride)
+        self.load_phases: dict[str, float] = dict(registry.load_phases)  # seconds per phase of loading
+        with timed(self.load_phases, "tokenizer_load"):
+            self.tokenizer = EnsembleTokenizer(registry, stride=stride)
         self.taxonomy, self.value_ids = self.tokenizer.taxonomy, self.tokenizer.value_ids
         self.max_length, self.stride = self.tokenizer.max_length, self.tokenizer.stride
         self.aggregates = [aggregate or how for how in self.tokenizer.aggregates]
@@ -194,6 +201,8 @@ class Ensemble:
             log.warning("engine: packed scoring is not available here (%s); scoring padded batches", e)
             self.forward = "padded"
             self.groups = self._load_groups()
+        log.info("engine: %s loaded in %.1f s: %s", registry.registry_id, sum(self.load_phases.values()),
+                 format_phases(self.load_phases))
         log.info("engine: %s, %s, forward %s%s, token budget %d", registry.registry_id, self.device,
                  self.forward, " (compiled)" if compile else "", self.token_budget)
 
@@ -211,11 +220,13 @@ class Ensemble:
         heads: dict[Path, Head] = {}
         for column, folder, output in group["folders"]:
             if folder not in heads:
-                model = AutoModelForSequenceClassification.from_pretrained(  # weights only, no pickle
-                    folder, attn_implementation="sdpa", dtype=self.dtype, use_safetensors=True
-                ).to(self.device).eval()
+                model = load_evaluator(folder, self.dtype, self.device, self.load_phases)
                 multi = model.config.problem_type == "multi_label_classification"
-                heads[folder] = Head(model, [], [], multi, self._packed_forward(model, group["max_length"]))
+                packed = None
+                if self.forward != "padded":  # a packed forward is checked (and compiled) at load
+                    with check_timed(self.load_phases):
+                        packed = self._packed_forward(model, group["max_length"])
+                heads[folder] = Head(model, [], [], multi, packed)
             heads[folder].columns.append(column)
             heads[folder].outputs.append(output)
         return list(heads.values())
