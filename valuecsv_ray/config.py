@@ -34,7 +34,16 @@ MODES = ("binary", "multilabel")
 WEIGHTINGS = ("balanced", "none")
 AGGREGATIONS = ("max", "mean")  # as valuecsv_ray.scoring.core (which needs torch)
 FORWARDS = ("auto", "padded", "varlen", "slim")  # as valuecsv_ray.scoring.engine
-DEFAULT_TOKEN_BUDGET = 16384  # CPU; CUDA defaults live in valuecsv_ray.scoring.engine.CUDA_DEFAULTS
+ATTENTIONS = ("auto", "flash", "cudnn")  # packed attention kernels (valuecsv_ray.scoring.varlen)
+GELUS = ("auto", "separate", "fused")
+SCORING_PRECISIONS = ("auto", "bf16", "fp8")
+DEFAULT_TOKEN_BUDGET = 16384  # CPU
+# What 'auto' means per device (the engine reads these; the CUDA ones come from the GPU suite's runs)
+CPU_SCORING_DEFAULTS = {"forward": "padded", "token_budget": DEFAULT_TOKEN_BUDGET, "attention": "flash",
+                        "gelu": "separate", "precision": "fp32"}
+CUDA_SCORING_DEFAULTS = {"forward": "slim", "token_budget": 131072, "attention": "flash",
+                         "gelu": "separate", "precision": "bf16"}
+SLIM_ONLY = ("attention", "gelu", "precision")  # options of the slim forward alone
 
 
 @dataclass(frozen=True)
@@ -42,29 +51,49 @@ class ScoringSettings:
     """How the engine runs; no effect on a score beyond float rounding."""
 
     token_budget: int | None = setting(None, "engine tokens per forward batch (padded: rows x padded "
-                                       "length; varlen/slim: real tokens); default 16384 on CPU, "
-                                       "131072 on CUDA", identity=False)
+                                       "length; varlen/slim: real tokens); default "
+                                       f"{CPU_SCORING_DEFAULTS['token_budget']} on CPU, "
+                                       f"{CUDA_SCORING_DEFAULTS['token_budget']} on CUDA", identity=False)
     device: str | None = setting(None, "'cpu' or 'cuda'; default cuda when present (audit: when "
                                  "gpus_per_actor > 0)", identity=False)
     forward: str = setting("auto", "how the models run: 'padded' (SDPA over padded batches), 'varlen' "
                            "(one packed token stream, the HF model with varlen attention; CUDA), "
                            "'slim' (packed, fused QKV, last layer on [CLS] rows only; CUDA), 'auto' "
-                           "(padded on CPU, slim on CUDA)", identity=False)
+                           f"({CPU_SCORING_DEFAULTS['forward']} on CPU, {CUDA_SCORING_DEFAULTS['forward']} "
+                           "on CUDA)", identity=False)
     compile: bool = setting(False, "torch.compile the slim forward (CUDA; first batches compile)",
                             identity=False)
+    attention: str = setting("auto", "slim forward's attention kernel on CUDA: 'flash' (FlashAttention-2 "
+                             "varlen), 'cudnn' (cuDNN SDPA over ragged batches), 'auto' "
+                             f"({CUDA_SCORING_DEFAULTS['attention']}; another kernel that fails its load "
+                             "check falls back to flash)", identity=False)
+    gelu: str = setting("auto", "slim forward's GELU: 'fused' into the GEMM that produces it (cuBLASLt "
+                        "epilogue, tanh approximation on CUDA), 'separate' (its own kernel), 'auto' "
+                        f"({CUDA_SCORING_DEFAULTS['gelu']} on CUDA)", identity=False)
+    precision: str = setting("auto", "model precision: 'auto' (fp32 on CPU, bf16 on CUDA), 'bf16', 'fp8' "
+                             "(slim forward: the encoder's GEMMs in fp8 with per-row scales, Hopper; "
+                             "checked at load against the padded forward)", identity=False)
 
     def problems(self) -> list[str]:
         out = [] if self.token_budget is None or is_int(self.token_budget, 512) else [
             f"token_budget must be an integer >= 512, got {self.token_budget!r}"]
         if self.device not in (None, "cpu", "cuda"):
             out.append(f"device must be 'cpu' or 'cuda', got {self.device!r}")
-        if self.forward not in FORWARDS:
-            out.append(f"forward must be one of {FORWARDS}, got {self.forward!r}")
+        for key, allowed in (("forward", FORWARDS), ("attention", ATTENTIONS), ("gelu", GELUS),
+                             ("precision", SCORING_PRECISIONS)):
+            if getattr(self, key) not in allowed:
+                out.append(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
+        slim_only = [f"{k} {getattr(self, k)!r}" for k in SLIM_ONLY
+                     if getattr(self, k) not in ("auto", "bf16")]
+        if slim_only and self.forward in ("padded", "varlen"):
+            out.append(f"{', '.join(slim_only)}: options of forward 'slim' (or 'auto' on CUDA), "
+                       f"not of forward {self.forward!r}")
         return out
 
     def engine_kwargs(self) -> dict:
         """Keyword arguments of `Ensemble` (besides the device)."""
-        return {"token_budget": self.token_budget, "forward": self.forward, "compile": self.compile}
+        return {"token_budget": self.token_budget, "forward": self.forward, "compile": self.compile,
+                "attention": self.attention, "gelu": self.gelu, "precision": self.precision}
 
 
 @dataclass(frozen=True)

@@ -257,6 +257,44 @@ def test_engine_refuses_an_unknown_forward(tiny_registry):
         Ensemble.from_registry(tiny_registry, device="cpu", forward="flash")
 
 
+def test_engine_slim_options_score_as_padded_does(tiny_registry):
+    texts = ["依法治国，公正司法。", "经济发展，国家富强。" * 90, "邻里互助。", "诚信经营" * 3]
+    padded = Ensemble.from_registry(tiny_registry, device="cpu", forward="padded").score(texts).probs
+    fused = Ensemble.from_registry(tiny_registry, device="cpu", forward="slim", gelu="fused")
+    assert fused.gelu == "fused" and fused.dtype == torch.float32
+    np.testing.assert_allclose(fused.score(texts).probs, padded, atol=1e-5)
+    fp8 = Ensemble.from_registry(tiny_registry, device="cpu", forward="slim", precision="fp8")
+    assert any(isinstance(m, Fp8Linear) for head in fp8.groups[0]["heads"] for m in head.run.modules())
+    dp = np.abs(fp8.score(texts).probs - padded).max()
+    assert 0 < dp < 0.15  # e4m3 on 64-wide random models: 0.097 seen (the GPU suite measures BERT-base)
+
+
+def test_engine_refuses_slim_options_on_another_forward(tiny_registry):
+    with pytest.raises(ValueError, match="precision 'fp8': options of forward 'slim', not of forward 'pad"):
+        Ensemble.from_registry(tiny_registry, device="cpu", precision="fp8")  # 'auto' is padded on CPU
+    with pytest.raises(ValueError, match="gelu must be one of"):
+        Ensemble.from_registry(tiny_registry, device="cpu", gelu="erf")
+
+
+def test_auto_attention_that_fails_its_load_check_falls_back_to_flash(tiny_registry, monkeypatch, caplog):
+    import valuecsv_ray.scoring.engine as engine_module
+    import valuecsv_ray.scoring.varlen as varlen_module
+
+    real = varlen_module.segment_attention
+
+    def cudnn_leaks(q, k, v, cu_q, cu_k, max_q, max_k, kernel="flash"):  # a kernel that ignores boundaries
+        return whole_stream_attention(q, k, v, cu_q, cu_k, max_q, max_k) if kernel == "cudnn" else real(
+            q, k, v, cu_q, cu_k, max_q, max_k, kernel)
+
+    monkeypatch.setattr(varlen_module, "segment_attention", cudnn_leaks)
+    monkeypatch.setitem(engine_module.CPU_DEFAULTS, "attention", "cudnn")
+    with caplog.at_level("WARNING"):
+        engine = Ensemble.from_registry(tiny_registry, device="cpu", forward="slim")
+    assert engine.attention == "flash" and "attention 'cudnn' failed its load check" in caplog.text
+    with pytest.raises(RuntimeError, match="disagrees with padded scoring"):  # asked for by name: an error
+        Ensemble.from_registry(tiny_registry, device="cpu", forward="slim", attention="cudnn")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (FlashAttention-2 varlen kernel)")
 def test_flash_varlen_kernel_matches_the_reference_on_cuda():
     g = torch.Generator(device="cuda").manual_seed(0)
@@ -291,3 +329,27 @@ def test_padding_fraction_matches_the_padded_batches_the_engine_builds():
     pads = sum(int((m == 0).sum()) for m in masks) / sum(m.numel() for m in masks)
     assert len(batches) > 5 and pads > 0
     assert padding_fraction(lengths, batches) == pytest.approx(pads)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (cuDNN attention)")
+def test_cudnn_ragged_kernel_matches_the_reference_on_cuda():
+    g = torch.Generator(device="cuda").manual_seed(0)
+    cu = pack(windows((2, 511, 64, 300, 7))).cu_seqlens.cuda()
+    q, k, v = (torch.randn(int(cu[-1]), 12, 64, device="cuda", dtype=torch.bfloat16, generator=g)
+               for _ in range(3))
+    got = segment_attention(q, k, v, cu, cu, 511, 511, kernel="cudnn")
+    torch.testing.assert_close(got.float(), reference_segment_attention(q, k, v, cu, cu).float(),
+                               atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("options", [{"attention": "cudnn"}, {"gelu": "fused"}, {"precision": "fp8"}],
+                         ids=["cudnn", "fused-gelu", "fp8"])
+def test_engine_slim_options_on_cuda_are_close_to_padded(tiny_registry, options):
+    if options.get("precision") == "fp8" and torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("fp8 GEMMs need sm89 or newer")
+    texts = ["依法治国，公正司法。", "经济发展，国家富强。" * 90, "邻里互助。", "诚信经营" * 3]
+    padded = Ensemble.from_registry(tiny_registry, device="cuda", forward="padded")
+    slim = Ensemble.from_registry(tiny_registry, device="cuda", forward="slim", **options)
+    assert all(getattr(slim, k) == v for k, v in options.items())  # no silent fallback
+    np.testing.assert_allclose(slim.score(texts).probs, padded.score(texts).probs, atol=3e-2)

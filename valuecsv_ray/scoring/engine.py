@@ -42,7 +42,15 @@ import torch
 from transformers import AutoConfig, AutoTokenizer
 
 from valuecsv_ray.backbone import quiet_hf_progress
-from valuecsv_ray.config import DEFAULT_TOKEN_BUDGET, FORWARDS
+from valuecsv_ray.config import (
+    ATTENTIONS,
+    CPU_SCORING_DEFAULTS,
+    CUDA_SCORING_DEFAULTS,
+    FORWARDS,
+    GELUS,
+    SCORING_PRECISIONS,
+    SLIM_ONLY,
+)
 from valuecsv_ray.registry import Registry, load_registry
 from valuecsv_ray.scoring.core import (
     AGGREGATIONS,
@@ -54,6 +62,7 @@ from valuecsv_ray.scoring.core import (
     split_windows,
     text_probabilities,
 )
+from valuecsv_ray.scoring.fp8 import FP8_TOLERANCE
 from valuecsv_ray.scoring.loading import check_timed, load_evaluator
 from valuecsv_ray.scoring.varlen import (
     SlimBert,
@@ -68,11 +77,9 @@ from valuecsv_ray.timing import format_phases, timed
 
 log = logging.getLogger(__name__)
 
-# Engine defaults on CUDA, from the H100 measurements of issue 10 (bf16; padded SDPA was fastest
-# with length-sorted 131k-token batches; packed 'slim' is the path built to beat it).
-CUDA_DEFAULTS = {"forward": "slim", "token_budget": 131072}
+CUDA_DEFAULTS, CPU_DEFAULTS = CUDA_SCORING_DEFAULTS, CPU_SCORING_DEFAULTS  # what 'auto' means (config.py)
 SCORE_CHUNK = 8192  # texts tokenised per step of Ensemble.score (the next step's overlap the GPU)
-CPU_DEFAULTS = {"forward": "padded", "token_budget": DEFAULT_TOKEN_BUDGET}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp8": torch.bfloat16}  # fp8: the GEMMs only
 
 
 @dataclass(frozen=True)
@@ -172,18 +179,24 @@ class Ensemble:
 
     def __init__(self, registry: Registry, device: str | None = None, token_budget: int | None = None,
                  stride: int | None = None, aggregate: str | None = None, forward: str = "auto",
-                 compile: bool = False):
+                 compile: bool = False, attention: str = "auto", gelu: str = "auto", precision: str = "auto"):
         if aggregate is not None and aggregate not in AGGREGATIONS:
             raise ValueError(f"aggregate must be one of {AGGREGATIONS}, got {aggregate!r}")
-        if forward not in FORWARDS:
-            raise ValueError(f"forward must be one of {FORWARDS}, got {forward!r}")
+        asked = {"forward": forward, "attention": attention, "gelu": gelu, "precision": precision}
+        for key, allowed in (("forward", FORWARDS), ("attention", ATTENTIONS), ("gelu", GELUS),
+                             ("precision", SCORING_PRECISIONS)):
+            if asked[key] not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {asked[key]!r}")
         self.registry = registry
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         defaults = CUDA_DEFAULTS if self.device.type == "cuda" else CPU_DEFAULTS
-        self.forward = defaults["forward"] if forward == "auto" else forward
+        self.asked = asked
+        self.forward, self.attention, self.gelu, self.precision = (
+            defaults[k] if v == "auto" else v for k, v in asked.items())
+        self.dtype = DTYPES[self.precision]
         self.token_budget = token_budget or defaults["token_budget"]
         self.compile = compile
+        self._check_slim_options()
         self.load_phases: dict[str, float] = dict(registry.load_phases)  # seconds per phase of loading
         with timed(self.load_phases, "tokenizer_load"):
             self.tokenizer = EnsembleTokenizer(registry, stride=stride)
@@ -203,8 +216,10 @@ class Ensemble:
             self.groups = self._load_groups()
         log.info("engine: %s loaded in %.1f s: %s", registry.registry_id, sum(self.load_phases.values()),
                  format_phases(self.load_phases))
-        log.info("engine: %s, %s, forward %s%s, token budget %d", registry.registry_id, self.device,
-                 self.forward, " (compiled)" if compile else "", self.token_budget)
+        log.info("engine: %s, %s, forward %s%s, token budget %d, %s", registry.registry_id, self.device,
+                 self.forward, " (compiled)" if compile else "", self.token_budget, self.precision)
+        if self.forward == "slim":
+            log.info("engine: slim forward: attention %s, gelu %s", self.attention, self.gelu)
 
     @classmethod
     def from_registry(cls, path: str | Path, **kwargs) -> Ensemble:
@@ -231,20 +246,36 @@ class Ensemble:
             heads[folder].outputs.append(output)
         return list(heads.values())
 
+    def _check_slim_options(self) -> None:
+        """Options of the slim forward asked for with another forward are refused, not ignored."""
+        asked = [f"{k} {self.asked[k]!r}" for k in SLIM_ONLY if self.asked[k] not in ("auto", "bf16")]
+        if asked and self.forward != "slim":
+            raise ValueError(f"{', '.join(asked)}: options of forward 'slim', not of forward "
+                             f"{self.forward!r} (on {self.device.type}); use forward 'slim'")
+
     def _packed_forward(self, model: torch.nn.Module, max_length: int):
-        """The model's packed forward for 'varlen'/'slim' (checked against its padded forward)."""
+        """The model's packed forward for 'varlen'/'slim' (checked against its padded forward). An
+        attention kernel chosen by 'auto' that fails its check falls back to flash, with a warning."""
         if self.forward == "padded":
             return None
         if (why := supports_packing(model)) is not None:
             raise ValueError(f"forward {self.forward!r}: {why}; use forward 'padded'")
-        return checked_packed_forward(model, self._make_packed, self.device, max_length)
+        tolerance = FP8_TOLERANCE if self.precision == "fp8" else None
+        try:
+            return checked_packed_forward(model, self._make_packed, self.device, max_length, tolerance)
+        except RuntimeError as e:
+            if self.forward != "slim" or self.asked["attention"] != "auto" or self.attention == "flash":
+                raise
+            log.warning("engine: attention %r failed its load check (%s); using 'flash'", self.attention, e)
+            self.attention = "flash"
+            return checked_packed_forward(model, self._make_packed, self.device, max_length, tolerance)
 
     def _make_packed(self, model: torch.nn.Module):
         if self.forward == "varlen":
             return partial(varlen_logits, use_varlen_attention(model))
-        if not self.compile:
-            return SlimBert(model).eval()
-        return torch.compile(SlimBert(model, max_length=self.max_length).eval(), dynamic=True)
+        slim = SlimBert(model, max_length=self.max_length if self.compile else None, attention=self.attention,
+                        fuse_gelu=self.gelu == "fused", fp8=self.precision == "fp8").eval()
+        return torch.compile(slim, dynamic=True) if self.compile else slim
 
     def score(self, texts: Sequence[str], chunk: int = SCORE_CHUNK) -> EnsembleScores:
         """Probabilities and labels for each text, in input order. Over `chunk` texts, the next

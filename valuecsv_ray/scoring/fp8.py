@@ -17,7 +17,7 @@ from torch import nn
 
 FP8 = torch.float8_e4m3fn
 FP8_MAX = float(torch.finfo(FP8).max)  # 448
-FP8_TOLERANCE = 0.1  # load check: max |logit diff| vs bf16 padded, x (1 + max |logit|)
+FP8_TOLERANCE = 0.3  # load check: max |logit diff| vs the padded forward, x (1 + max |logit|)
 
 
 class Fp8Linear(nn.Module):
