@@ -240,6 +240,23 @@ def test_krippendorff_alpha_on_krippendorffs_example():
     assert round(krippendorff_alpha(units, "interval"), 3) == 0.849
 
 
+def test_nan_is_a_missing_rating_in_agreement():
+    """NaN means "not rated" (a blank rating in the rating table): Krippendorff's table passed with
+    its missing entries as NaN gives the published values, and a NaN changes nothing."""
+    table = np.array([[1, 2, 3, 3, 2, 1, 4, 1, 2, math.nan, math.nan, math.nan],
+                      [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, math.nan, 3],
+                      [math.nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, math.nan],
+                      [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, math.nan]])
+    with_nan = [list(column) for column in table.T]
+    assert round(krippendorff_alpha(with_nan, "nominal"), 3) == 0.743
+    assert round(krippendorff_alpha(with_nan, "ordinal"), 3) == 0.815
+    assert round(krippendorff_alpha(with_nan, "interval"), 3) == 0.849
+    units, with_nan = [[1, 2], [1, 1], [2, 2]], [[1, 2, math.nan], [1, 1], [math.nan, 2, 2], [5, math.nan]]
+    for level in ("nominal", "ordinal", "interval"):
+        assert krippendorff_alpha(with_nan, level) == pytest.approx(krippendorff_alpha(units, level))
+    assert exact_agreement(with_nan) == pytest.approx(exact_agreement(units))
+
+
 def test_krippendorff_alpha_by_hand():
     """Units (1,2), (1,1), (2,2): coincidences o11 = o22 = 2, o12 = o21 = 1, n1 = n2 = 3, n = 6;
     alpha = 1 - (n - 1) * (o12 + o21) / (2 * n1 * n2) = 1 - 5 * 2 / 18 = 4/9 (any metric on 2 values)."""

@@ -42,12 +42,20 @@ def _delta(values: np.ndarray, n_c: np.ndarray, level: str) -> np.ndarray:
     raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
 
 
+def _pairable(units: Iterable[Sequence[float]]) -> list[np.ndarray]:
+    """Each unit's values without its NaNs (not rated, as a blank rating in the rating table); the
+    units left with fewer than two values pair with nothing and are dropped."""
+    arrays = (np.asarray(u, dtype=float) for u in units)
+    rated = (a[~np.isnan(a)] for a in arrays)
+    return [a for a in rated if len(a) >= 2]
+
+
 def krippendorff_alpha(units: Iterable[Sequence[float]], level: str = "ordinal") -> float:
-    """Krippendorff's alpha over `units`, each the values its raters gave (missing ones left out).
+    """Krippendorff's alpha over `units`, each the values its raters gave (missing ones left out or NaN).
 
     Units with fewer than two values are not pairable and are ignored. NaN when fewer than two
     units' worth of values pair up or all pairable values are equal (alpha is then undefined)."""
-    pairable = [np.asarray(u, dtype=float) for u in units if len(u) >= 2]
+    pairable = _pairable(units)
     if not pairable:
         return float("nan")
     values = np.unique(np.concatenate(pairable))
@@ -64,12 +72,11 @@ def krippendorff_alpha(units: Iterable[Sequence[float]], level: str = "ordinal")
 
 
 def exact_agreement(units: Iterable[Sequence[float]]) -> float:
-    """Of all pairs of values within a unit (units with >= 2 values), the share that are equal."""
+    """Of all pairs of values within a unit (units with >= 2 values, NaN not counted), the share that
+    are equal."""
     pairs = agree = 0
-    for unit in units:
-        if len(unit) < 2:
-            continue
-        _, counts = np.unique(np.asarray(unit, dtype=float), return_counts=True)
+    for unit in _pairable(units):
+        _, counts = np.unique(unit, return_counts=True)
         pairs += len(unit) * (len(unit) - 1) // 2
         agree += int((counts * (counts - 1) // 2).sum())
     return agree / pairs if pairs else float("nan")
