@@ -189,3 +189,17 @@ def test_a_cache_record_for_another_copy_is_not_trusted(registry, hashed, tmp_pa
     hashed.clear()
     load_registry(copy)
     assert len(hashed) == len(files_of(copy))
+
+
+def test_a_registry_fetched_from_s3_is_hashed_once_on_its_node(registry, s3, hashed):
+    s3.create_dir("models")
+    publish_registry(registry, "s3://models/runs/once")
+    load_registry("s3://models/runs/once")  # fetched, checked, remembered
+    assert sorted(hashed) == sorted(Path(rel).name for rel in files_of(registry))
+    hashed.clear()
+    local = load_registry("s3://models/runs/once")
+    assert hashed == []
+    target = weights(local.path)
+    target.write_bytes(target.read_bytes()[:-8] + b"\0" * 8)  # the cached copy altered on the node
+    with pytest.raises(RegistryError, match="corrupted or swapped"):
+        load_registry("s3://models/runs/once")

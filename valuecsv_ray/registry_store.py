@@ -224,6 +224,7 @@ def fetch_registry(uri: str, manifest: dict | None = None) -> Path:
         local.parent.mkdir(parents=True, exist_ok=True)
         _download(fs, root, relative, local)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    stats = {rel: _stat_key(tmp / rel) for rel in manifest["files"]}  # a rename of the folder keeps them
     problems = integrity_problems(tmp, manifest)
     if problems:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -233,6 +234,9 @@ def fetch_registry(uri: str, manifest: dict | None = None) -> Path:
         os.replace(tmp, target)
     except OSError:  # another process on this node finished first: keep its copy
         shutil.rmtree(tmp, ignore_errors=True)
+        return target
+    _write_verified(target, manifest, {rel: {"sha256": sha, "stat": stats[rel]}  # so loading hashes nothing
+                                       for rel, sha in manifest["files"].items()})
     return target
 
 
