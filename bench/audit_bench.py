@@ -162,6 +162,29 @@ def _write(writer, out: Path, engine, batch: list[dict]):
     return writer
 
 
+class NullEngine:
+    """A stand-in for the engine in the audit's scoring actors: constant probabilities, at once.
+
+    With it the benchmark times the pipeline's own ceiling (read, check, quarantine, tokenise,
+    hand over, write) with no model compute.
+    """
+
+    def __init__(self, registry: str, **_engine_kwargs):
+        from valuecsv_ray.scoring.engine import EnsembleTokenizer
+
+        self.tokenizer = EnsembleTokenizer.from_registry(registry)  # the real tokenising
+        self.registry_id, self.taxonomy = self.tokenizer.registry.registry_id, self.tokenizer.taxonomy
+        self.groups = self.tokenizer.groups
+
+    def score_encoded(self, encoded):
+        from valuecsv_ray.scoring.engine import EnsembleScores
+
+        n = len(encoded[0])
+        probs = np.full((n, len(self.taxonomy.ids)), 0.5, dtype=np.float32)
+        windows = np.array([len(w) for w in encoded[0]], dtype=np.int64)
+        return EnsembleScores(self.registry_id, self.taxonomy, probs, probs >= 0.5, windows)
+
+
 def pipeline(corpus: Path, registry: str, out: Path, args) -> dict:
     from valuecsv_ray.audit.pipeline import score_corpus
     from valuecsv_ray.config import load_audit_config
@@ -170,7 +193,16 @@ def pipeline(corpus: Path, registry: str, out: Path, args) -> dict:
     cfg = load_audit_config(overrides={"inputs": [str(corpus)], "registry": registry, "out": str(out),
                                        "batch_size": args.batch_size, "actors": args.actors,
                                        "cpus_per_actor": args.cpus_per_actor})
-    return score_corpus(cfg, load_registry(registry))  # the scoring pass only, as the loop
+    engine = None
+    if args.null_scorer:  # the actors unpickle NullEngine by value: they may not import this file
+        import sys
+
+        from ray import cloudpickle
+
+        if NullEngine.__module__ != "__main__":
+            cloudpickle.register_pickle_by_value(sys.modules[NullEngine.__module__])
+        engine = NullEngine
+    return score_corpus(cfg, load_registry(registry), engine=engine)  # the scoring pass only, as the loop
 
 
 def main() -> None:
@@ -179,6 +211,9 @@ def main() -> None:
     parser.add_argument("--max-sentences", type=int, default=4,
                         help="sentences per row: 1 to this many (mean 48 chars each)")
     parser.add_argument("--only", choices=["both", "pipeline", "loop"], default="both")
+    parser.add_argument("--null-scorer", action="store_true",
+                        help="pipeline only, with a scorer that returns constant probabilities at once: "
+                             "the pipeline's own ceiling")
     parser.add_argument("--registry", help="a trained registry (default: random tiny weights)")
     parser.add_argument("--batch-size", type=int, default=256, help="rows per scoring call")
     parser.add_argument("--actors", type=int, default=2, help="pipeline scoring actors")

@@ -29,6 +29,7 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,7 +63,7 @@ from valuecsv_ray.storage import join, located, write_text
 from valuecsv_ray.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
-    from valuecsv_ray.scoring.engine import EnsembleScores, EnsembleTokenizer
+    from valuecsv_ray.scoring.engine import Ensemble, EnsembleScores, EnsembleTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -157,13 +158,14 @@ def _tokenize(batch: pa.Table, registry: str) -> pa.Table:
 class Scorer:
     """Scoring actor: holds the engine, turns tokenised rows into scores-table rows."""
 
-    def __init__(self, registry: str, device: str | None, scoring: dict, threads: int):
+    def __init__(self, registry: str, device: str | None, scoring: dict, threads: int,
+                 engine: Callable[..., Ensemble] | None = None):
         import torch
 
         from valuecsv_ray.scoring.engine import Ensemble
 
         torch.set_num_threads(max(1, threads))
-        self.engine = Ensemble.from_registry(registry, device=device, **scoring)
+        self.engine = (engine or Ensemble.from_registry)(registry, device=device, **scoring)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         encoded = [batch[f"tokens_{g}"].to_pylist() for g in range(len(self.engine.groups))]
@@ -194,9 +196,14 @@ def run_audit(cfg: AuditConfig) -> AuditResult:
     return AuditResult(located(out), summary, stats, coverage, registry.taxonomy)
 
 
-def score_corpus(cfg: AuditConfig, registry: Registry) -> dict:
+def score_corpus(cfg: AuditConfig, registry: Registry, engine: Callable[..., Ensemble] | None = None) -> dict:
     """Score every row of the inputs with the registry's evaluators (resuming a previous run into
-    cfg.out); returns the summary, after checking that every row is accounted for."""
+    cfg.out); returns the summary, after checking that every row is accounted for.
+
+    `engine` stands in for `Ensemble.from_registry` in the scoring actors (same arguments; what it
+    returns needs `tokenizer` and `score_encoded`): benchmarks time the pipeline alone with one
+    that answers at once (bench/audit_bench.py --null-scorer). None: the registry's engine.
+    """
     started = time.time()
     paths = expand_inputs(list(cfg.inputs))
     out = cfg.out
@@ -208,7 +215,7 @@ def score_corpus(cfg: AuditConfig, registry: Registry) -> dict:
     rows_in = _check_pass(paths, cfg, done, out)
     todo = read_corpus(paths, cfg).map_batches(_drop_done, fn_kwargs={"done": done}, batch_format="pyarrow",
                                                batch_size=None)
-    _score(todo, cfg).write_parquet(join(out, SCORES))
+    _score(todo, cfg, engine).write_parquet(join(out, SCORES))
     summary = summarize(out, rows_in=rows_in)
     summary |= {"inputs": paths, "registry_id": registry.registry_id, "started": started,
                 "finished": time.time(), "wall_s": round(time.time() - started, 2)}
@@ -246,7 +253,8 @@ def _duplicates_message(paths: list[str], cfg: AuditConfig, twice: np.ndarray) -
             "column that is unique (ids are then derived from file and position if it is absent)")
 
 
-def _score(todo: ray.data.Dataset, cfg: AuditConfig) -> ray.data.Dataset:
+def _score(todo: ray.data.Dataset, cfg: AuditConfig, engine: Callable[..., Ensemble] | None
+           ) -> ray.data.Dataset:
     device = cfg.device
     good = todo.map_batches(_good_rows, batch_format="pyarrow", batch_size=None)
     tokens = good.map_batches(_tokenize, fn_kwargs={"registry": cfg.registry}, batch_format="pyarrow",
@@ -254,7 +262,7 @@ def _score(todo: ray.data.Dataset, cfg: AuditConfig) -> ray.data.Dataset:
     return tokens.map_batches(
         Scorer, fn_constructor_kwargs={"registry": cfg.registry, "device": device,
                                        "scoring": cfg.scoring.engine_kwargs(),
-                                       "threads": int(cfg.cpus_per_actor)},
+                                       "threads": int(cfg.cpus_per_actor), "engine": engine},
         compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_cpus=cfg.cpus_per_actor,
         num_gpus=cfg.gpus_per_actor or None, batch_size=cfg.batch_size, batch_format="pyarrow")
 
