@@ -3,10 +3,13 @@
 import contextlib
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # before anything imports ray
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# registry caches (fetched registries, verification records) of this session, not the user's
+os.environ.setdefault("VALUECSV_CACHE", tempfile.mkdtemp(prefix="valuecsv-test-cache-"))
 
 from pathlib import Path  # noqa: E402
 

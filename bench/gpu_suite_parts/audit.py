@@ -2,11 +2,12 @@
 
     run(plan, work, out, budget)   # writes out/audit.json after each step
 
-Both score the same plan.audit_rows texts (ValueCSV5000 texts and quest100 answers, repeated
-under distinct ids) with the prep part's registry and the engine's default forward path for
-the device: first `Ensemble.score` on all of them in one process, then `run_audit` (read,
-check, tokenise, score in one actor with `gpus_per_actor: 1`, write Parquet, statistics).
-Rows/s of both and their ratio (target >= 0.9), and the largest probability difference.
+A corpus of plan.audit_rows texts (ValueCSV5000 texts and quest100 answers, repeated under
+distinct ids), the prep part's registry, the engine's default forward path for the device:
+first `Ensemble.score` on its first plan.loop_rows in one process (enough for its rate), then
+`run_audit` on all of it (read, check, tokenise, score in one actor with `gpus_per_actor: 1`,
+write Parquet, statistics), its progress recorded every few seconds while it runs. Rows/s of
+both and their ratio (target >= 0.9), and the largest probability difference on shared rows.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +27,7 @@ from gpu_suite_parts.prep import registry_dir
 
 TARGET_RATIO = 0.9  # audit rows/s over the plain loop's
 MODELS = ("model-a", "model-b", "model-c", "model-d")
+POLL_S = 3.0  # how often a running audit's progress is recorded
 
 
 def run(plan: Plan, work: Path, out: Path, budget: Budget) -> None:
@@ -35,11 +40,13 @@ def run(plan: Plan, work: Path, out: Path, budget: Budget) -> None:
     loop_probs = work / "audit" / "loop_probs.npy"
     rows = corpus_texts(texts, plan.audit_rows)
     results.step("corpus", 2, lambda: write_corpus(corpus, rows))
-    results.step("plain_loop", 20, lambda: plain_loop(plan, registry_dir(work), rows, loop_probs))
+    results.step("plain_loop", 15, lambda: plain_loop(plan, registry_dir(work), rows[: plan.loop_rows],
+                                                      loop_probs))
     if results.step("ray_init", 5, lambda: start_ray(plan)) is not None:
         try:
             results.step("audit", 25, lambda: audit_corpus(plan, registry_dir(work), corpus,
-                                                           work / "audit" / "out", loop_probs))
+                                                           work / "audit" / "out", loop_probs,
+                                                           lambda **kw: results.progress("audit", **kw)))
         finally:
             import ray
 
@@ -108,7 +115,10 @@ def plain_loop(plan: Plan, registry: Path, texts: list[str], probs_file: Path) -
             "forward": forward}
 
 
-def audit_corpus(plan: Plan, registry: Path, corpus: Path, out: Path, loop_probs: Path) -> dict:
+def audit_corpus(plan: Plan, registry: Path, corpus: Path, out: Path, loop_probs: Path,
+                 progress: Callable[..., None]) -> dict:
+    """run_audit on the corpus; every few seconds while it runs, its progress (the summary's, and
+    the rows in its scores/ files) goes to `progress`, so a part cut short still has its rate."""
     from valuecsv_ray.audit.pipeline import run_audit
     from valuecsv_ray.config import load_audit_config
 
@@ -117,7 +127,11 @@ def audit_corpus(plan: Plan, registry: Path, corpus: Path, out: Path, loop_probs
                                    "actors": 1, "gpus_per_actor": plan.gpus,
                                    "cpus_per_actor": plan.audit_cpus, **SCORING})
     started = time.monotonic()
-    result = run_audit(cfg)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(run_audit, cfg)
+        while not _wait(running, POLL_S):
+            progress(**audit_progress(out, time.monotonic() - started))
+        result = running.result()
     total = time.monotonic() - started
     summary = result.summary
     score_s = float(summary.get("wall_s") or total)
@@ -141,5 +155,36 @@ def max_difference(out: Path, loop_file: Path, registry: Path) -> float | None:
     columns = [prob_column(v) for v in manifest["values"]]  # the registry's values, in taxonomy order
     table = pq.read_table(out / "scores", columns=["row_id", *columns]).to_pandas()
     position = table["row_id"].str.removeprefix("row-").astype(int).to_numpy()
-    loop = np.load(loop_file)
-    return float(np.abs(table[columns].to_numpy() - loop[position]).max())
+    loop = np.load(loop_file)  # the first rows of the corpus
+    both = position < len(loop)
+    return float(np.abs(table[columns].to_numpy()[both] - loop[position[both]]).max()) if both.any() else None
+
+
+def audit_progress(out: Path, elapsed_s: float) -> dict:
+    """How far a running audit got: rows in its written scores/ files (Parquet footers only), and
+    the progress its summary.json records, if it records one."""
+    import pyarrow.parquet as pq
+
+    rows = 0
+    for part in (out / "scores").glob("*.parquet") if (out / "scores").is_dir() else []:
+        try:
+            rows += pq.ParquetFile(part).metadata.num_rows
+        except Exception:  # noqa: BLE001 - a file being replaced: counted next time
+            continue
+    found = {"elapsed_s": round(elapsed_s, 1), "rows_in_scores": rows,
+             "rows_per_s_so_far": rows / elapsed_s if elapsed_s else 0.0}
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return found
+    return {**found, "summary_progress": summary.get("progress")}
+
+
+def _wait(future, seconds: float) -> bool:
+    try:
+        future.result(timeout=seconds)
+    except FuturesTimeout:
+        return False
+    except Exception:  # noqa: BLE001 - raised again by the caller's result()
+        return True
+    return True

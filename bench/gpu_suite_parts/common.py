@@ -39,7 +39,8 @@ class Plan:
     n_reference: int  # engine part: texts the (slow) reference way scores
     profile_texts: int  # engine part: texts of the one profiled batch-run per path
     train_rows: int  # limit_rows: the train split is 70% of it
-    audit_rows: int
+    audit_rows: int  # the audit's corpus
+    loop_rows: int  # the plain loop's share of it (enough for its rate)
     audit_cpus: float  # cpus_per_actor of the audit's scoring actor
     serve_levels: tuple[tuple[int, int], ...]  # (concurrency, requests) per level
     total_s: float  # the whole suite, all parts
@@ -55,20 +56,22 @@ class Plan:
 
 
 def make_plan(dry_run: bool, data_dir: Path) -> Plan:
-    """The device plan (one H100, about 7 minutes), or the CPU dry run (a few minutes here)."""
+    """The device plan (one H100/H200, 7 minutes), or the CPU dry run (a few minutes here)."""
     if dry_run:
         return Plan(True, str(data_dir), "cpu", "tiny", n_texts=96, compile_texts=16, n_reference=24,
                     profile_texts=16,
-                    train_rows=60, audit_rows=300, audit_cpus=1.0,
+                    train_rows=60, audit_rows=300, loop_rows=150, audit_cpus=1.0,
                     serve_levels=((1, 20), (16, 64), (64, 128)), total_s=900,
                     caps={"prep": 60, "engine": 420, "train": 240, "audit": 180, "serve": 150},
                     minimums={"prep": 10, "engine": 30, "train": 40, "audit": 30, "serve": 30})
-    return Plan(False, str(data_dir), "cuda", "base", n_texts=4096, compile_texts=4096, n_reference=256,
-                profile_texts=256,
-                train_rows=2858, audit_rows=20_000, audit_cpus=4.0,
-                serve_levels=((1, 150), (16, 480), (64, 960)), total_s=435,
-                caps={"prep": 90, "engine": 165, "train": 105, "audit": 110, "serve": 80},
-                minimums={"prep": 15, "engine": 60, "train": 60, "audit": 60, "serve": 60})
+    # 420 s on one GPU: train (prep beside it) 70, engine 190, audit 75, serve 80 (each a cap; a
+    # part that ends early leaves its time to the later ones)
+    return Plan(False, str(data_dir), "cuda", "base", n_texts=2048, compile_texts=2048, n_reference=128,
+                profile_texts=128,
+                train_rows=858, audit_rows=20_000, loop_rows=5_000, audit_cpus=4.0,
+                serve_levels=((1, 150), (16, 480), (64, 960)), total_s=420,
+                caps={"prep": 90, "engine": 190, "train": 70, "audit": 75, "serve": 80},
+                minimums={"prep": 15, "engine": 60, "train": 45, "audit": 45, "serve": 45})
 
 
 class Budget:
@@ -217,7 +220,8 @@ def split_text(split: dict | None) -> str:
     if not split or not all(math.isfinite(split["share"][k]) for k in ("gemm", "attention", "other")):
         return "n/a"
     share = split["share"]
-    return f"GEMM {share['gemm']:.0%} / attn {share['attention']:.0%} / other {share['other']:.0%}"
+    busy = f", GPU busy {split['busy_share']:.0%}" if split.get("busy_share") else ""
+    return f"GEMM {share['gemm']:.0%} / attn {share['attention']:.0%} / other {share['other']:.0%}{busy}"
 
 
 def overlap_s(a: tuple[float, float], b: tuple[float, float]) -> float:

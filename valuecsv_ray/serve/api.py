@@ -81,6 +81,9 @@ class Health(BaseModel):
     status: Literal["ok"]
     registry_id: str
     inference_ms: float = Field(description="time of one test inference")
+    load_phases: dict[str, float] = Field(default_factory=dict, description="seconds each phase of "
+                                          "loading this replica's ensemble took (registry_resolve, "
+                                          "checksum_verification, weight_load, ...)")
 
 
 def request_model(args: ServeConfig) -> type[BaseModel]:
@@ -256,7 +259,8 @@ def build_api(replica: "EnsembleDeployment") -> FastAPI:
         except Exception as e:
             raise HTTPException(503, f"the model failed a test inference ({e}); see the replica's log") from e
         return {"status": "ok", "registry_id": registry.registry_id,
-                "inference_ms": round(1000 * (time.perf_counter() - started), 2)}
+                "inference_ms": round(1000 * (time.perf_counter() - started), 2),
+                "load_phases": {k: round(v, 3) for k, v in replica.engine.load_phases.items()}}
 
     return api
 
