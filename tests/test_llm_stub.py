@@ -179,6 +179,25 @@ def test_malformed_null_and_length():
         assert [r.fault for r in s.requests()] == ["malformed", "null", "length"]
 
 
+def test_parts_html_and_echo_key():
+    faults = {"p": ["parts"], "h": ["html"], "k": ["echo_key", "echo_key"]}
+    with StubLLM(faults=faults) as s, StubLLM() as clean:
+        status, _, body = chat(s.base_url, "p")
+        parts = body["choices"][0]["message"]["content"]
+        assert status == 200 and [p["type"] for p in parts] == ["text", "text"]
+        assert "".join(p["text"] for p in parts) == content(clean.base_url, "p")
+        assert body["usage"]["completion_tokens"] == len(content(clean.base_url, "p"))
+        html = {"model": "stub-a", "messages": [{"role": "user", "content": "h"}]}
+        status, headers, raw = call(s.base_url, html)
+        assert status == 200 and headers["Content-Type"].startswith("text/html")
+        assert b"502 Bad Gateway" in raw
+        for _ in range(2):  # a retryable server error that repeats the key it was sent
+            status, _, body = chat(s.base_url, "k")
+            assert status == 500 and f"Bearer {KEY}" in body["error"]["message"]
+        assert chat(s.base_url, "k")[0] == 200
+        assert [r.fault for r in s.requests()] == ["parts", "html", "echo_key", "echo_key", None]
+
+
 def test_drop_closes_without_a_response():
     with StubLLM(faults={"d": ["drop"]}) as s:
         with pytest.raises((http.client.RemoteDisconnected, ConnectionError, urllib.error.URLError)):

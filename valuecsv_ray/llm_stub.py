@@ -1,8 +1,9 @@
 """A real OpenAI-compatible chat server for offline tests, demos and benchmarks.
 
 It listens on 127.0.0.1 (an ephemeral port by default) in a background thread with its own
-asyncio loop, answers deterministically in Chinese, and injects faults on request, so a
-collector can be exercised end to end without a network or an API bill.
+asyncio loop, answers deterministically in Chinese, and injects faults on request (the table in
+`valuecsv_ray.stub_faults`), so a collector can be exercised end to end without a network or an
+API bill.
 
 Usage:
     with StubLLM(latency_s=0.2, faults={"问题": ["429", "slow"]}) as llm:
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import hashlib
 import json
 import signal
@@ -27,7 +27,11 @@ from typing import Any
 
 from aiohttp import web
 
-FAULTS = ("429", "503", "500", "400", "slow", "malformed", "null", "length", "drop")
+from valuecsv_ray import stub_faults
+from valuecsv_ray.stub_faults import FAULTS, dumps, error_response
+
+_UNAUTHORIZED = (401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+__all__ = ["CHOICES", "FAULTS", "SENTENCES", "RequestRecord", "StubLLM", "last_user", "main", "reply_text"]
 
 SENTENCES = (
     "社会的和谐需要每个人的共同努力。", "法律面前人人平等，任何人都不能凌驾于法律之上。",
@@ -58,15 +62,6 @@ CHOICES = (
     ("作为AI语言模型，我不能对此做出判断。", 2), ("这需要更多的背景信息才能判断。", 1),
 )
 
-# fault -> (status, message, type, code) of the OpenAI-style error it answers with
-_FAULT_ERRORS = {
-    "429": (429, "Rate limit reached for requests. Please retry later.", "requests", "rate_limit_exceeded"),
-    "503": (503, "The server is overloaded or not ready yet.", "server_error", None),
-    "500": (500, "The server had an error while processing your request.", "server_error", None),
-    "400": (400, "Invalid prompt: it can never succeed.", "invalid_request_error", "invalid_prompt"),
-}
-
-
 @dataclass(frozen=True)
 class RequestRecord:
     """One request to /v1/chat/completions, as the stub saw and answered it."""
@@ -80,9 +75,6 @@ class RequestRecord:
     status: int  # HTTP status sent; 0 when none was (drop, client gone, server stopped)
     authorized: bool
     body: dict | None  # parsed JSON body; None if unparseable
-
-
-_dumps = functools.partial(json.dumps, ensure_ascii=False)  # UTF-8 bodies, as OpenAI sends
 
 
 def _hash(*parts: str) -> bytes:
@@ -120,11 +112,6 @@ def reply_text(model: str, messages: list, seed: Any = None) -> str:
     return "".join(SENTENCES[i] for i in idx)
 
 
-def _error(status: int, message: str, type_: str, code: str | None, **headers: str) -> web.Response:
-    body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
-    return web.json_response(body, status=status, headers=headers or None, dumps=_dumps)
-
-
 def _invalid(body: dict | None) -> str | None:
     """Why a chat request body is a bad request, or None when it is fine."""
     if body is None:
@@ -139,15 +126,12 @@ def _invalid(body: dict | None) -> str | None:
     return None
 
 
-def _seconds(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else str(v)
-
-
 class StubLLM:
     """An OpenAI-compatible chat server on a background thread; start() / stop() or `with`.
 
-    Error faults (429, 500, 503, 400) answer at once, like a gateway; normal replies and the other
-    faults wait latency_s ("slow" waits slow_s). Attempts count only requests that pass the key,
+    Faults (`valuecsv_ray.stub_faults`, the table there): error faults (429, 500, 503, 400,
+    echo_key) answer at once, like a gateway; normal replies and the other faults wait latency_s
+    ("slow" waits slow_s). Attempts count only requests that pass the key,
     body and model checks, so a 401 does not use up a prompt's fault sequence.
     """
 
@@ -237,9 +221,9 @@ class StubLLM:
 
     async def _models(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
-            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+            return error_response(*_UNAUTHORIZED)
         data = [{"id": m, "object": "model", "owned_by": "stub"} for m in self.models]
-        return web.json_response({"object": "list", "data": data}, dumps=_dumps)
+        return web.json_response({"object": "list", "data": data}, dumps=dumps)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         t_start, rec = time.monotonic(), {"status": 0, "fault": None, "attempt": 0, "body": None}
@@ -267,13 +251,13 @@ class StubLLM:
         rec["model"] = model if isinstance(model, str) else None
         rec["prompt"] = last_user(body.get("messages")) if body is not None else None
         if not rec["authorized"]:
-            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+            return error_response(*_UNAUTHORIZED)
         problem = _invalid(body)
         if problem is not None:
-            return _error(400, problem, "invalid_request_error", None)
+            return error_response(400, problem, "invalid_request_error", None)
         if model not in self.models:
             msg = f"The model '{model}' does not exist."
-            return _error(404, msg, "invalid_request_error", "model_not_found")
+            return error_response(404, msg, "invalid_request_error", "model_not_found")
         with self._lock:
             key = (model, rec["prompt"])
             rec["attempt"] = self._attempts[key] = self._attempts.get(key, 0) + 1
@@ -293,35 +277,30 @@ class StubLLM:
         return None
 
     async def _respond(self, request: web.Request, body: dict, fault: str | None) -> web.Response | None:
-        if fault in _FAULT_ERRORS:
-            headers = {"Retry-After": _seconds(self.retry_after_s)} if fault == "429" else {}
-            return _error(*_FAULT_ERRORS[fault], **headers)
+        error = stub_faults.immediate(fault, request, self.retry_after_s)
+        if error is not None:
+            return error
         await asyncio.sleep(self.slow_s if fault == "slow" else self.latency_s)
         if fault == "drop":
             if request.transport is not None:
                 request.transport.close()
             return None
-        if fault == "malformed":
-            return web.Response(status=200, text='{"choices": [', content_type="application/json")
-        return web.json_response(self._completion(body, fault), dumps=_dumps)
+        broken = stub_faults.not_a_completion(fault)
+        return broken if broken is not None else web.json_response(self._completion(body, fault), dumps=dumps)
 
     def _completion(self, body: dict, fault: str | None) -> dict:
-        model, messages = body["model"], body["messages"]
-        text: str | None = reply_text(model, messages, body.get("seed"))
-        finish, max_tokens = "stop", body.get("max_tokens")
-        if fault == "length":
-            text, finish = text[: len(text) // 2], "length"
-        elif max_tokens is not None and len(text) > max_tokens:
+        model, messages, max_tokens = body["model"], body["messages"], body.get("max_tokens")
+        text, finish = stub_faults.shape(reply_text(model, messages, body.get("seed")), fault)
+        finish = finish or "stop"
+        if finish == "stop" and text is not None and max_tokens is not None and len(text) > max_tokens:
             text, finish = text[:max_tokens], "length"
-        if fault == "null":
-            text = None
         prompt_tokens = sum(len(_text(m.get("content"))) for m in messages if isinstance(m, dict))
         completion_tokens = len(text or "")
+        message = {"role": "assistant", "content": stub_faults.content(text, fault)}
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": finish}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }
