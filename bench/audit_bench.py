@@ -185,6 +185,18 @@ class NullEngine:
         return EnsembleScores(self.registry_id, self.taxonomy, probs, probs >= 0.5, windows)
 
 
+def null_engine() -> type[NullEngine]:
+    """NullEngine, for `score_corpus(engine=...)`: sent to Ray's workers by value, as they may not
+    import this file."""
+    import sys
+
+    from ray import cloudpickle
+
+    if NullEngine.__module__ != "__main__":
+        cloudpickle.register_pickle_by_value(sys.modules[NullEngine.__module__])
+    return NullEngine
+
+
 def pipeline(corpus: Path, registry: str, out: Path, args) -> dict:
     from valuecsv_ray.audit.pipeline import score_corpus
     from valuecsv_ray.config import load_audit_config
@@ -193,15 +205,7 @@ def pipeline(corpus: Path, registry: str, out: Path, args) -> dict:
     cfg = load_audit_config(overrides={"inputs": [str(corpus)], "registry": registry, "out": str(out),
                                        "batch_size": args.batch_size, "actors": args.actors,
                                        "cpus_per_actor": args.cpus_per_actor})
-    engine = None
-    if args.null_scorer:  # the actors unpickle NullEngine by value: they may not import this file
-        import sys
-
-        from ray import cloudpickle
-
-        if NullEngine.__module__ != "__main__":
-            cloudpickle.register_pickle_by_value(sys.modules[NullEngine.__module__])
-        engine = NullEngine
+    engine = null_engine() if args.null_scorer else None
     return score_corpus(cfg, load_registry(registry), engine=engine)  # the scoring pass only, as the loop
 
 

@@ -1,9 +1,11 @@
 """The Ray Data audit, for real on local Ray: every row accounted for, engine-equal scores,
-resume after an interruption, wide input (quest100), statistics and report from the CLI, and a
+resume after an interruption, progress in summary.json while it runs, an early failure where the
+cluster cannot hold it, wide input (quest100), statistics and report from the CLI, and a
 registry of another taxonomy audited on its own values."""
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import duckdb
@@ -13,8 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from valuecsv_ray.audit import pipeline
 from valuecsv_ray.audit.paths import expand_inputs
-from valuecsv_ray.audit.pipeline import AuditError, run_audit
+from valuecsv_ray.audit.pipeline import AuditError, run_audit, score_corpus
 from valuecsv_ray.audit.schema import QUARANTINE_SCHEMA, prob_columns, score_schema
 from valuecsv_ray.audit.stats import compute_stats, load_stats
 from valuecsv_ray.cli import main
@@ -71,7 +74,16 @@ def corpus(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def audited(ray_local, tiny_registry, corpus, tmp_path_factory):
+def small_blocks():
+    """Blocks of ~4 KiB (~10 rows of the test corpus) instead of ~1 MiB: several blocks in flight,
+    several score files."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "BLOCK_BYTES", 4096)
+        yield
+
+
+@pytest.fixture(scope="module")
+def audited(ray_local, tiny_registry, corpus, tmp_path_factory, small_blocks):
     out = tmp_path_factory.mktemp("audit") / "run"
     result = run_audit(_config([corpus[0]], tiny_registry, out))
     assert result.out == out and result.taxonomy == load_registry(tiny_registry).taxonomy == TAX
@@ -98,7 +110,13 @@ def test_every_row_is_scored_or_quarantined_with_its_reason(audited, corpus):
     assert reasons[at + "45"].startswith("malformed JSON") and reasons[at + "52"].startswith("malformed JSON")
     assert reasons[at + "59"] == "duplicate id: r1"
     assert set(quarantine["position"].to_pylist()) == {7 * j + 3 for j in range(9)}
-    assert json.loads((out / "summary.json").read_text())["rows_in"] == n_lines
+    written = json.loads((out / "summary.json").read_text())
+    assert written["rows_in"] == n_lines and written["status"] == "done"
+    progress = written["progress"]
+    assert (progress["phase"], progress["rows_in"], progress["rows_checked"]) == ("score", n_lines, n_lines)
+    assert progress["rows_scored"] == len(corpus[1]) and progress["rows_done_before"] == 0
+    assert progress["rows_per_s"] > 0 and progress["elapsed_s"] >= progress["scoring_s"] > 0
+    assert len(list((out / "scores").glob("*.parquet"))) >= 2  # one file per scored block
 
 
 def test_per_row_scores_equal_the_engine(audited, corpus, tiny_registry):
@@ -183,6 +201,103 @@ def test_resume_with_other_settings_is_refused(audited, tiny_registry, corpus):
     out = Path(audited.out)
     with pytest.raises(AuditError, match="text_column"):
         run_audit(_config([corpus[0]], tiny_registry, out, text_column="text"))
+
+
+def _snapshots(summary: Path, stop: threading.Event, seen: list[dict]) -> None:
+    """Keep every distinct summary.json seen until `stop` (an onlooker, as `cat summary.json`)."""
+    while not stop.wait(0.02):
+        try:
+            report = json.loads(summary.read_text())
+        except (OSError, ValueError):  # not written yet
+            continue
+        if not seen or report != seen[-1]:
+            seen.append(report)
+
+
+def test_the_summary_tells_the_progress_while_the_audit_runs(ray_local, tiny_registry, small_blocks,
+                                                             tmp_path):
+    path, texts = _corpus(tmp_path, n_good=400)
+    out, stop, seen = tmp_path / "run", threading.Event(), []
+    onlooker = threading.Thread(target=_snapshots, args=(out / "summary.json", stop, seen))
+    onlooker.start()
+    try:
+        summary = score_corpus(_config([path], tiny_registry, out), load_registry(tiny_registry),
+                               progress_every_s=0)
+    finally:
+        stop.set()
+        onlooker.join()
+    midway = [s for s in seen if s["status"] == "running" and 0 < s["progress"]["rows_scored"] < len(texts)]
+    assert midway, [s["progress"] for s in seen]
+    progress = midway[0]["progress"]
+    assert midway[0]["registry_id"] == summary["registry_id"] and progress["phase"] == "score"
+    assert progress["rows_in"] == progress["rows_checked"] == len(texts) + 9
+    assert progress["rows_per_s"] > 0 and progress["elapsed_s"] > 0 and progress["first_scores_s"] > 0
+    counts = [s["progress"]["rows_scored"] for s in midway]
+    assert counts == sorted(counts)
+    assert summary["status"] == "done" and summary["progress"]["rows_scored"] == len(texts)
+
+
+def test_a_failed_audit_says_so_in_its_summary(ray_local, tiny_registry, corpus, tmp_path):
+    def broken(registry, **kwargs):
+        raise RuntimeError("no engine here")
+
+    out = tmp_path / "run"
+    with pytest.raises(Exception, match="no engine here"):
+        score_corpus(_config([corpus[0]], tiny_registry, out), load_registry(tiny_registry), engine=broken)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "no engine here" in summary["error"]
+    assert summary["progress"]["phase"] == "score" and summary["progress"]["rows_scored"] == 0
+    assert summary["progress"]["rows_checked"] == len(corpus[1]) + 9
+
+
+@pytest.mark.parametrize(("settings", "named"), [
+    ({"actors": 2}, ["2 scoring actor(s) need 2 CPUs", "2.5 CPUs, 0 GPUs in all", "has 2 CPUs, 0 GPUs",
+                     "actors (--actors)", "cpus_per_actor (--cpus-per-actor)"]),
+    ({"gpus_per_actor": 1}, ["1.5 CPUs, 1 GPUs in all", "has 2 CPUs, 0 GPUs",
+                             "gpus_per_actor (--gpus-per-actor)"]),
+])
+def test_an_audit_the_cluster_cannot_hold_fails_at_once(ray_local, tiny_registry, corpus, tmp_path, settings,
+                                                        named):
+    out = tmp_path / "run"
+    with pytest.raises(AuditError, match="the audit does not fit the Ray cluster") as e:
+        run_audit(_config([corpus[0]], tiny_registry, out, **settings))
+    for words in named:
+        assert words in str(e.value)
+    assert not out.exists()  # nothing started
+
+
+def test_cpus_held_by_other_work_fail_the_audit_after_a_wait(ray_local, tiny_registry, corpus, tmp_path):
+    from valuecsv_ray.audit.capacity import check_capacity
+
+    @ray_local.remote(num_cpus=1.5)
+    class Replica:  # like a Serve replica beside the audit
+        def ready(self):
+            return True
+
+    replica = Replica.remote()
+    ray_local.get(replica.ready.remote())
+    try:
+        with pytest.raises(AuditError, match="only 0.5 CPUs, 0 GPUs free") as e:
+            check_capacity(_config([corpus[0]], tiny_registry, tmp_path / "run"), wait_s=1)
+        assert "1.5 CPUs, 0 GPUs in all" in str(e.value) and "held by other work" in str(e.value)
+    finally:
+        ray_local.kill(replica)
+
+
+def test_the_benchmarks_null_engine_scores_every_good_row_at_half(ray_local, tiny_registry, corpus, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    import audit_bench
+
+    out = tmp_path / "run"
+    summary = score_corpus(_config([corpus[0]], tiny_registry, out), load_registry(tiny_registry),
+                           engine=audit_bench.null_engine())
+    assert summary["rows_scored"] == len(corpus[1]) and summary["rows_quarantined"] == 9
+    scores = _scores(out)
+    assert (scores[list(PROB_COLUMNS)] == 0.5).all().all()
+    assert set(scores["row_id"]) == {f"r{i}" for i in range(len(corpus[1]))}
+    assert (scores["windows"] == 1).all()
 
 
 def test_quest100_wide_audit_cli_and_report(ray_local, tiny_registry, shared_data, tmp_path):

@@ -1,6 +1,7 @@
-"""The audit's output folder: what was already done, the resume record and the final counts.
+"""The audit's output folder: what was already done, the resume record, progress and final counts.
 
     record = start_record(out, cfg, paths, registry_id)   # audit.json, or check a resume matches
+    progress = Progress(out, every_s=5, record={...})     # summary.json while the audit runs
     summary = summarize(out, rows_in)                     # rows scored / quarantined, by reason
 
 No Ray, no torch: plain pyarrow over the Parquet files the pipeline writes.
@@ -9,6 +10,7 @@ No Ray, no torch: plain pyarrow over the Parquet files the pipeline writes.
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +41,56 @@ def start_record(out: str, cfg: AuditConfig, paths: list[str], registry_id: str)
                              "with the same inputs and registry, or choose a new --out folder")
         return
     write_text(path, json.dumps(record, indent=2, ensure_ascii=False))
+
+
+class Progress:
+    """The audit's progress in summary.json while it runs: {"status": "running", ..., "progress":
+    {phase, rows checked and scored by this run, rows scored per second since scoring began,
+    seconds elapsed, ...}}. Rewritten whole (a rename, or one upload) at most every `every_s`
+    seconds and at each change of phase, so a run cut short still tells how far it got and how
+    fast; the final summary keeps the last "progress"."""
+
+    def __init__(self, out: str, every_s: float, record: dict, rows_done_before: int = 0):
+        self.path, self.every_s, self.record = join(out, SUMMARY), every_s, record
+        self.started = self.written = time.time()
+        self.counts = {"phase": "check", "rows_done_before": rows_done_before, "rows_in": None,
+                       "rows_checked": 0, "rows_scored": 0}
+        self.scoring_since: float | None = None
+        self.first_scores_s: float | None = None  # seconds from the start to the first rows scored
+
+    def checked(self, rows: int) -> None:
+        self.counts["rows_checked"] += rows
+        self._maybe_write()
+
+    def start_scoring(self, rows_in: int) -> None:
+        self.counts |= {"phase": "score", "rows_in": rows_in}
+        self.scoring_since = time.time()
+        self.write()
+
+    def scored(self, rows: int) -> None:
+        if self.first_scores_s is None and rows:
+            self.first_scores_s = round(time.time() - self.started, 2)
+        self.counts["rows_scored"] += rows
+        self._maybe_write()
+
+    def report(self) -> dict:
+        now = time.time()
+        scoring_s = now - self.scoring_since if self.scoring_since else 0.0
+        rate = self.counts["rows_scored"] / scoring_s if scoring_s > 0 else 0.0
+        return {**self.counts, "rows_per_s": round(rate, 1), "scoring_s": round(scoring_s, 2),
+                "elapsed_s": round(now - self.started, 2), "first_scores_s": self.first_scores_s,
+                "updated": now}
+
+    def write(self, status: str = "running", **fields) -> dict:
+        """Write summary.json: status, the record, `fields` and the progress so far; returns it."""
+        summary = {"status": status, **self.record, **fields, "progress": self.report()}
+        write_text(self.path, json.dumps(summary, indent=2, ensure_ascii=False))
+        self.written = time.time()
+        return summary
+
+    def _maybe_write(self) -> None:
+        if time.time() - self.written >= self.every_s:
+            self.write()
 
 
 def summarize(out: str, rows_in: int) -> dict:

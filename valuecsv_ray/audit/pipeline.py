@@ -16,8 +16,10 @@ Two passes over the inputs, both streaming (files are read in blocks by a Ray Da
 so the corpus never has to fit in memory):
 1. check: rows that cannot be scored go to quarantine/, and the rows in are counted by their
    row-id hashes; a row id found in two input files stops the audit before any scoring.
-2. score: good rows are tokenised in CPU tasks and scored in an actor pool (each actor holds
-   the engine); the scores are written as Parquet.
+2. score: good rows go to an actor pool (each actor holds the engine; it tokenises one batch
+   while it scores the one before), and each scored block is written as one Parquet part.
+Before the first pass the cluster's free CPUs and GPUs are checked against the actors and tasks
+(`capacity`); while the passes run, summary.json holds the progress (`outputs.Progress`).
 At the end the outputs are counted: rows in must equal rows scored + rows quarantined, with
 no row id twice. Re-running the same command resumes: rows already in scores/ or quarantine/
 are skipped, and a Parquet file cut off by an interruption is removed and its rows redone.
@@ -25,9 +27,8 @@ are skipped, and a Parquet file cut off by an interruption is removed and its ro
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,12 +43,13 @@ import pyarrow.compute as pc
 import ray
 from ray.data.datasource import FileBasedDatasource
 
+from valuecsv_ray.audit.capacity import TASK_CPUS, check_capacity
 from valuecsv_ray.audit.outputs import (
     QUARANTINE,
     SCORES,
     STATS,
-    SUMMARY,
     AuditError,
+    Progress,
     start_record,
     summarize,
 )
@@ -59,13 +61,16 @@ from valuecsv_ray.cluster import connect
 from valuecsv_ray.config import AuditConfig, InputSpec
 from valuecsv_ray.parts import done_hashes, row_hashes, write_part
 from valuecsv_ray.registry import Registry, load_registry
-from valuecsv_ray.storage import join, located, write_text
+from valuecsv_ray.storage import join, located
 from valuecsv_ray.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
-    from valuecsv_ray.scoring.engine import Ensemble, EnsembleScores, EnsembleTokenizer
+    from valuecsv_ray.scoring.engine import Ensemble, EnsembleScores
 
 log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 5.0  # seconds between progress updates in summary.json
+BLOCK_BYTES = 1 << 20  # rows flow between stages in blocks of ~1 MiB (~2,000 rows of 120 characters)
 
 
 @dataclass(frozen=True)
@@ -104,14 +109,21 @@ def _without_scheme(path: str) -> str:
 
 
 def read_corpus(paths: list[str], cfg: AuditConfig) -> ray.data.Dataset:
+    """The inputs' rows (RAW_SCHEMA), one read task per file, in blocks of about BLOCK_BYTES.
+
+    Maps on it run inside the read task (more blocks than files would have Ray split the read's
+    output and keep the maps apart). Ray's default block size (128 MiB) would hold a whole file:
+    nothing would flow on, nor be counted, before the file's end.
+    """
     source = CorpusDatasource(paths, cfg.input, cfg.read_chunk_rows)
-    return ray.data.read_datasource(source, num_cpus=0.5)
+    ds = ray.data.read_datasource(source, num_cpus=TASK_CPUS, override_num_blocks=len(paths))
+    ds.context.target_max_block_size = BLOCK_BYTES  # this dataset's and those made from it
+    return ds
 
 
-def _drop_done(batch: pa.Table, done: np.ndarray) -> pa.Table:
-    if not len(done) or not batch.num_rows:
-        return batch
-    return batch.filter(pa.array(~np.isin(row_hashes(batch["row_id"]), done)))
+def _per_block(ds: ray.data.Dataset, fn, **kwargs) -> ray.data.Dataset:
+    """`fn(block, **kwargs)` on every block, in a task of TASK_CPUS (after a read: in the read task)."""
+    return ds.map_batches(fn, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=None, num_cpus=TASK_CPUS)
 
 
 def _check(batch: pa.Table, done: np.ndarray, quarantine: str) -> pa.Table:
@@ -134,29 +146,28 @@ def _bad_rows(batch: pa.Table) -> pa.Table:
                      "reason": bad["error"], "raw": bad["raw"]}).cast(QUARANTINE_SCHEMA)
 
 
-def _good_rows(batch: pa.Table) -> pa.Table:
-    return batch.filter(pc.is_null(batch["error"])).drop_columns(["error", "raw"])
+def _to_score(batch: pa.Table, done: np.ndarray) -> pa.Table:
+    """Score pass, per block: the good rows not yet done."""
+    good = batch.filter(pc.is_null(batch["error"])).drop_columns(["error", "raw"])
+    if not len(done) or not good.num_rows:
+        return good
+    return good.filter(pa.array(~np.isin(row_hashes(good["row_id"]), done)))
 
 
-@functools.lru_cache(maxsize=2)
-def _tokenizer(registry: str) -> EnsembleTokenizer:
-    from valuecsv_ray.scoring.engine import EnsembleTokenizer
-
-    return EnsembleTokenizer.from_registry(registry)
-
-
-def _tokenize(batch: pa.Table, registry: str) -> pa.Table:
-    """CPU stage: token windows per tokenizer group, as list<list<int32>> columns."""
-    if not batch.num_rows:
-        return batch
-    encoded = _tokenizer(registry).encode(batch["text"].to_pylist())
-    for g, per_text in enumerate(encoded):
-        batch = batch.append_column(f"tokens_{g}", pa.array(per_text, type=pa.list_(pa.list_(pa.int32()))))
-    return batch
+def _write_scores(batch: pa.Table, folder: str) -> pa.Table:
+    """Write a scored block as one part of scores/ (named by its rows: a retried task rewrites the
+    same file, whole or not at all); return its row count, the driver's progress."""
+    if batch.num_rows:
+        write_part(batch, folder, f"{batch['row_id'][0]}\0{batch['row_id'][-1]}\0{batch.num_rows}")
+    return pa.table({"rows": pa.array([batch.num_rows], type=pa.int64())})
 
 
 class Scorer:
-    """Scoring actor: holds the engine, turns tokenised rows into scores-table rows."""
+    """Scoring actor: holds the engine; tokenises rows and scores them into scores-table rows.
+
+    Ray Data calls it from two threads, so that one batch is tokenised (on the CPU) while the
+    one before is scored; each lock lets one batch at a time into its step.
+    """
 
     def __init__(self, registry: str, device: str | None, scoring: dict, threads: int,
                  engine: Callable[..., Ensemble] | None = None):
@@ -166,10 +177,15 @@ class Scorer:
 
         torch.set_num_threads(max(1, threads))
         self.engine = (engine or Ensemble.from_registry)(registry, device=device, **scoring)
+        self.tokenizing, self.scoring = threading.Lock(), threading.Lock()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        encoded = [batch[f"tokens_{g}"].to_pylist() for g in range(len(self.engine.groups))]
-        return score_table(batch, self.engine.score_encoded(encoded))
+        texts = batch["text"].to_pylist()
+        with self.tokenizing:
+            encoded = self.engine.tokenizer.encode(texts)
+        with self.scoring:
+            scores = self.engine.score_encoded(encoded)
+        return score_table(batch, scores)
 
 
 def score_table(rows: pa.Table, scores: EnsembleScores) -> pa.Table:
@@ -196,43 +212,52 @@ def run_audit(cfg: AuditConfig) -> AuditResult:
     return AuditResult(located(out), summary, stats, coverage, registry.taxonomy)
 
 
-def score_corpus(cfg: AuditConfig, registry: Registry, engine: Callable[..., Ensemble] | None = None) -> dict:
+def score_corpus(cfg: AuditConfig, registry: Registry, engine: Callable[..., Ensemble] | None = None,
+                 progress_every_s: float = PROGRESS_EVERY_S) -> dict:
     """Score every row of the inputs with the registry's evaluators (resuming a previous run into
     cfg.out); returns the summary, after checking that every row is accounted for.
 
     `engine` stands in for `Ensemble.from_registry` in the scoring actors (same arguments; what it
     returns needs `tokenizer` and `score_encoded`): benchmarks time the pipeline alone with one
     that answers at once (bench/audit_bench.py --null-scorer). None: the registry's engine.
+    Progress goes to summary.json every `progress_every_s` seconds.
     """
-    started = time.time()
     paths = expand_inputs(list(cfg.inputs))
+    connect()
+    check_capacity(cfg)
     out = cfg.out
     start_record(out, cfg, paths, registry.registry_id)
     done = np.unique(np.concatenate([done_hashes(join(out, SCORES)), done_hashes(join(out, QUARANTINE))]))
     if len(done):
         log.info("resuming %s: %d rows already done are skipped", out, len(done))
-    connect()
-    rows_in = _check_pass(paths, cfg, done, out)
-    todo = read_corpus(paths, cfg).map_batches(_drop_done, fn_kwargs={"done": done}, batch_format="pyarrow",
-                                               batch_size=None)
-    _score(todo, cfg, engine).write_parquet(join(out, SCORES))
-    summary = summarize(out, rows_in=rows_in)
-    summary |= {"inputs": paths, "registry_id": registry.registry_id, "started": started,
-                "finished": time.time(), "wall_s": round(time.time() - started, 2)}
-    write_text(join(out, SUMMARY), json.dumps(summary, indent=2, ensure_ascii=False))
+    progress = Progress(out, progress_every_s, {"inputs": paths, "registry_id": registry.registry_id},
+                        rows_done_before=len(done))
+    try:
+        rows_in = _check_pass(paths, cfg, done, out, progress)
+        progress.start_scoring(rows_in)
+        _score_pass(paths, cfg, done, out, engine, progress)
+        summary = summarize(out, rows_in=rows_in)
+    except Exception as e:
+        progress.write("failed", error=f"{type(e).__name__}: {str(e)[:2000]}")
+        raise
+    started, finished = progress.started, time.time()
+    summary |= {"started": started, "finished": finished, "wall_s": round(finished - started, 2)}
     if summary["rows_in"] != summary["rows_scored"] + summary["rows_quarantined"] or summary["duplicates"]:
-        raise AuditError(f"rows do not add up in {out}: {summary['rows_in']} in, {summary['rows_scored']} "
-                         f"scored, {summary['rows_quarantined']} quarantined, {summary['duplicates']} "
-                         "duplicate row ids (see summary.json)")
-    return summary
+        error = (f"rows do not add up in {out}: {summary['rows_in']} in, {summary['rows_scored']} scored, "
+                 f"{summary['rows_quarantined']} quarantined, {summary['duplicates']} duplicate row ids "
+                 "(see summary.json)")
+        progress.write("failed", **summary, error=error)
+        raise AuditError(error)
+    return progress.write("done", **summary)
 
 
-def _check_pass(paths: list[str], cfg: AuditConfig, done: np.ndarray, out: str) -> int:
+def _check_pass(paths: list[str], cfg: AuditConfig, done: np.ndarray, out: str, progress: Progress) -> int:
     """Quarantine the bad rows and count the rows in; refuse a row id used twice before scoring."""
-    checked = read_corpus(paths, cfg).map_batches(
-        _check, fn_kwargs={"done": done, "quarantine": join(out, QUARANTINE)}, batch_format="pyarrow",
-        batch_size=None)
-    hashes = [b["hash"] for b in checked.iter_batches(batch_format="numpy", batch_size=None)]
+    checked = _per_block(read_corpus(paths, cfg), _check, done=done, quarantine=join(out, QUARANTINE))
+    hashes = []
+    for batch in checked.iter_batches(batch_format="numpy", batch_size=None):
+        hashes.append(batch["hash"])
+        progress.checked(len(batch["hash"]))
     hashes = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64)
     values, counts = np.unique(hashes, return_counts=True)
     if (counts > 1).any():
@@ -253,18 +278,21 @@ def _duplicates_message(paths: list[str], cfg: AuditConfig, twice: np.ndarray) -
             "column that is unique (ids are then derived from file and position if it is absent)")
 
 
-def _score(todo: ray.data.Dataset, cfg: AuditConfig, engine: Callable[..., Ensemble] | None
-           ) -> ray.data.Dataset:
-    device = cfg.device
-    good = todo.map_batches(_good_rows, batch_format="pyarrow", batch_size=None)
-    tokens = good.map_batches(_tokenize, fn_kwargs={"registry": cfg.registry}, batch_format="pyarrow",
-                              batch_size=cfg.batch_size, num_cpus=0.5)
-    return tokens.map_batches(
-        Scorer, fn_constructor_kwargs={"registry": cfg.registry, "device": device,
+def _score_pass(paths: list[str], cfg: AuditConfig, done: np.ndarray, out: str,
+                engine: Callable[..., Ensemble] | None, progress: Progress) -> None:
+    """Score the good rows not yet done into scores/, counting them into the progress."""
+    todo = _per_block(read_corpus(paths, cfg), _to_score, done=done)
+    scored = todo.map_batches(
+        Scorer, fn_constructor_kwargs={"registry": cfg.registry, "device": cfg.device,
                                        "scoring": cfg.scoring.engine_kwargs(),
                                        "threads": int(cfg.cpus_per_actor), "engine": engine},
-        compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_cpus=cfg.cpus_per_actor,
-        num_gpus=cfg.gpus_per_actor or None, batch_size=cfg.batch_size, batch_format="pyarrow")
+        compute=ray.data.ActorPoolStrategy(size=cfg.actors, max_concurrent_calls_per_actor=2,
+                                           enable_true_multi_threading=True),
+        num_cpus=cfg.cpus_per_actor, num_gpus=cfg.gpus_per_actor or None, batch_size=cfg.batch_size,
+        batch_format="pyarrow")
+    written = _per_block(scored, _write_scores, folder=join(out, SCORES))
+    for batch in written.iter_batches(batch_format="numpy", batch_size=None):
+        progress.scored(int(batch["rows"].sum()))
 
 
 __all__ = ["AuditError", "AuditResult", "run_audit", "score_corpus", "score_table"]
