@@ -10,6 +10,7 @@ import email.utils
 import random
 import time
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -53,13 +54,29 @@ def ask_one(llm: StubLLM, *, key: str | None = KEY, sample: int = 0, **settings)
     return outcome
 
 
-def settled_log(llm: StubLLM, n: int, within_s: float = 3.0) -> list:
+def settled_log(llm: StubLLM, n: int, within_s: float = 60.0) -> list:
     """The stub's log once it holds n requests: a request the client gave up on is logged
-    only when the server notices the closed connection, a moment after ask() returned."""
+    only when the server notices the closed connection, a moment after ask() returned.
+    (`within_s` only stops a broken test from hanging; the wait ends as soon as n are logged.)"""
     deadline = time.monotonic() + within_s
     while len(llm.requests()) < n and time.monotonic() < deadline:
         time.sleep(0.02)
     return llm.requests()
+
+
+@pytest.fixture
+def waits(monkeypatch) -> list[tuple[int, float | None, float]]:
+    """(attempt, Retry-After, seconds asked for) of every backoff ask() takes: what the retry code
+    decided, whatever the machine's speed."""
+    asked: list[tuple[int, float | None, float]] = []
+    real = requester.backoff_s
+
+    def recorded(attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        asked.append((attempt, retry_after, wait := real(attempt, retry_after, rng)))
+        return wait
+
+    monkeypatch.setattr(requester, "backoff_s", recorded)
+    return asked
 
 
 def expected_reply(prompt: str = PROMPT, seed: int | None = None) -> str:
@@ -68,13 +85,15 @@ def expected_reply(prompt: str = PROMPT, seed: int | None = None) -> str:
 
 def test_ok_answer_carries_text_usage_and_finish_reason():
     with StubLLM(latency_s=0.05) as llm:
+        t0 = time.monotonic()
         out = ask_one(llm)
+        elapsed = time.monotonic() - t0
         (record,) = llm.requests()
     assert out.status == OK and out.error is None and out.http_status == 200 and out.attempts == 1
     assert out.response == expected_reply() and out.finish_reason == "stop"
     assert (out.prompt_tokens, out.completion_tokens) == (len(PROMPT), len(out.response))
     assert out.total_tokens == out.prompt_tokens + out.completion_tokens
-    assert 0.05 <= out.latency_s < 2
+    assert 0.05 <= out.latency_s <= elapsed  # the server's latency, timed within this one call
     assert record.authorized
     assert record.body == {"model": "stub-a", "messages": [{"role": "user", "content": PROMPT}]}
 
@@ -105,12 +124,14 @@ def test_permanent_400_is_not_retried():
     assert out.error == "HTTP 400: Invalid prompt: it can never succeed."
 
 
-def test_429_waits_at_least_retry_after_then_succeeds():
+def test_429_waits_at_least_retry_after_then_succeeds(waits):
     with StubLLM(faults={PROMPT: ["429"]}, retry_after_s=1.0) as llm:
         out = ask_one(llm)
         first, second = llm.requests()
     assert (out.status, out.attempts, out.http_status) == (OK, 2, 200)
     assert (first.status, first.fault, second.status, second.attempt) == (429, "429", 200, 2)
+    ((attempt, retry_after, wait),) = waits
+    assert (attempt, retry_after) == (1, 1.0) and wait >= 1.0
     assert second.t_start - first.t_end >= 1.0
     assert out.latency_s >= 1.0
 
@@ -130,16 +151,16 @@ def test_503_forever_stops_at_max_attempts():
     assert out.error == "HTTP 503: The server is overloaded or not ready yet."
 
 
-def test_slow_answers_time_out_on_every_attempt():
+def test_slow_answers_time_out_on_every_attempt(waits):
+    """Each attempt gives up at its timeout: the stub never sent its (5 s late) answer to either
+    (status 0: the client had left), and the row says why, after one backoff between them."""
     with StubLLM(faults={PROMPT: ["slow", "slow"]}, slow_s=5) as llm:
-        t0 = time.monotonic()
         out = ask_one(llm, timeout_s=0.3, max_attempts=2)
-        elapsed = time.monotonic() - t0
         log = settled_log(llm, 2)
         assert [(r.attempt, r.fault, r.status) for r in log] == [(1, "slow", 0), (2, "slow", 0)]
     assert (out.status, out.http_status, out.attempts, out.response) == (TIMEOUT, None, 2, None)
     assert out.error == "no answer within 0.3 s"
-    assert 0.6 <= out.latency_s < 2 and elapsed < 3
+    assert out.latency_s >= 2 * 0.3 and [(a, r) for a, r, _ in waits] == [(1, None)]
 
 
 def test_a_timeout_then_an_answer_is_ok():
@@ -148,12 +169,83 @@ def test_a_timeout_then_an_answer_is_ok():
     assert (out.status, out.attempts) == (OK, 2)
 
 
-def test_malformed_body_is_bad_response():
-    with StubLLM(faults={PROMPT: ["malformed"]}) as llm:
+def test_a_body_that_is_not_a_completion_is_retried_like_a_server_error():
+    with StubLLM(faults={PROMPT: ["malformed", "html"]}) as llm:
         out = ask_one(llm, max_attempts=5)
-        assert len(llm.requests()) == 1  # a 2xx ends the row
-    assert (out.status, out.http_status, out.attempts, out.response) == (BAD_RESPONSE, 200, 1, None)
-    assert out.error.startswith("not a chat completion") and '{"choices": [' in out.error
+        log = [(r.fault, r.status) for r in llm.requests()]
+        assert log == [("malformed", 200), ("html", 200), (None, 200)]
+    assert (out.status, out.attempts, out.response) == (OK, 3, expected_reply())
+
+
+def test_a_body_that_is_never_a_completion_is_bad_response_after_max_attempts():
+    with StubLLM(faults={PROMPT: ["malformed", "html", "html", "html"]}) as llm:
+        out = ask_one(llm, max_attempts=3)
+        assert len(llm.requests()) == 3
+    assert (out.status, out.http_status, out.attempts, out.response) == (BAD_RESPONSE, 200, 3, None)
+    assert out.error.startswith("not a chat completion") and "502 Bad Gateway" in out.error
+
+
+def test_content_parts_are_an_answer():
+    with StubLLM(faults={PROMPT: ["parts"]}) as llm:
+        out = ask_one(llm)
+    assert (out.status, out.attempts, out.response, out.error) == (OK, 1, expected_reply(), None)
+    assert out.completion_tokens == len(expected_reply())
+
+
+def test_a_key_echoed_by_the_server_is_redacted_and_retries_stay_bounded():
+    """A key long enough that the error's 300-character cut would fall inside it: it is redacted
+    before anything is cut, so not even a prefix is kept."""
+    key = "sk-live-" + "0123456789abcdef" * 20 + "/XYZ"
+    with StubLLM(api_key=key, faults={PROMPT: ["echo_key"] * 9}) as llm:
+        out = ask_one(llm, key=key, max_attempts=4)
+        assert [r.status for r in llm.requests()] == [500] * 4
+    assert (out.status, out.http_status, out.attempts) == (HTTP_ERROR, 500, 4)
+    echoed = f"Authorization: Bearer {requester.REDACTED}"
+    assert out.error == f"HTTP 500: Upstream refused the request ({echoed})."
+    assert not any(key[i : i + 8] in repr(out) for i in range(len(key) - 8))
+
+
+def test_redact_covers_json_escaped_forms():
+    key = "sk-a/b\\c"
+    json_escaped, slash_escaped = key.replace("\\", "\\\\"), key.replace("/", "\\/")
+    body = '{"error": {"message": "bad key ' + json_escaped + " and " + slash_escaped + '"}}'
+    assert "sk-a" not in requester.redact(body, key) and "sk-a" not in requester.redact(key, key)
+    assert requester.redact("no key here", key) == "no key here" == requester.redact("no key here", None)
+
+
+def test_may_start_false_sends_nothing_and_the_row_is_not_asked():
+    async def closed() -> bool:
+        return False
+
+    with StubLLM() as llm:
+        ep = endpoint(llm)
+
+        async def main() -> Outcome:
+            async with aiohttp.ClientSession() as session:
+                return await ask(session, ep, KEY, PROMPT, Gate(1), random.Random(0), may_start=closed)
+
+        out = asyncio.run(main())
+        assert llm.requests() == []
+    assert (out.status, out.attempts, out.response) == (requester.NOT_ASKED, 0, None)
+
+
+def test_a_retry_is_not_started_once_may_start_says_no():
+    calls = []
+
+    async def once() -> bool:
+        calls.append(1)
+        return len(calls) == 1
+
+    with StubLLM(faults={PROMPT: ["503"]}) as llm:
+        ep = endpoint(llm, max_attempts=5)
+
+        async def main() -> Outcome:
+            async with aiohttp.ClientSession() as session:
+                return await ask(session, ep, KEY, PROMPT, Gate(1), random.Random(0), may_start=once)
+
+        out = asyncio.run(main())
+        assert [r.status for r in llm.requests()] == [503]
+    assert (out.status, out.attempts) == (requester.NOT_ASKED, 1)
 
 
 def test_null_content_is_empty():
@@ -187,6 +279,8 @@ def test_dropped_every_time_is_a_timeout_without_http_status():
 
 
 def test_gate_holds_exactly_max_in_flight():
+    """Forty 0.2 s answers through five slots: the server sees five at once, never more, so the
+    forty take at least eight rounds (the stub's high-water mark says "not one and not forty")."""
     prompts = [f"问题{i}" for i in range(40)]
     with StubLLM(latency_s=0.2) as llm:
         t0 = time.monotonic()
@@ -195,23 +289,26 @@ def test_gate_holds_exactly_max_in_flight():
         assert llm.max_in_flight == 5 and len(llm.requests()) == 40
     assert [o.status for o in outcomes] == [OK] * 40
     assert [o.response for o in outcomes] == [expected_reply(p) for p in prompts]
-    assert 40 / 5 * 0.2 <= elapsed < 5  # eight waves, not one and not forty
+    assert elapsed >= 40 / 5 * 0.2
 
 
-def test_a_backoff_holds_no_slot():
-    """One slot: while the first prompt waits out its 1 s Retry-After, the second is answered."""
+def test_a_backoff_holds_no_slot(waits):
+    """One slot: while the first prompt waits out its 1 s Retry-After, the second is answered.
+    (A slot held through the wait would put "second" after the first's retry.)"""
     with StubLLM(faults={"first": ["429"]}, retry_after_s=1.0) as llm:
         outcomes = ask_all(endpoint(llm), ["first", "second"], max_in_flight=1)
         log = llm.requests()
     assert [(o.status, o.attempts) for o in outcomes] == [(OK, 2), (OK, 1)]
     assert [(r.prompt, r.status) for r in log] == [("first", 429), ("second", 200), ("first", 200)]
-    assert log[1].t_start - log[0].t_end < 0.5
+    assert log[0].t_end <= log[1].t_start and log[1].t_end <= log[2].t_start  # one on the wire at a time
+    assert [(a, r) for a, r, _ in waits] == [(1, 1.0)]
 
 
 def test_gate_spreads_starts_at_the_requested_rate():
     """10 per second: the k-th request reaches the server no sooner than k * 0.1 s after ask() began.
     (A bound on the k-th arrival, not on each gap: a busy CPU can delay one arrival and bunch the
-    next few, but it can never bring a request forward; without the rate all ten land at once.)"""
+    next few, but it can never bring a request forward; without the rate all ten land at once.
+    That the gate waits no longer than the rate asks is the next test's, on a stopped clock.)"""
     with StubLLM() as llm:
         began = time.monotonic()  # the stub logs time.monotonic() of this same process
         outcomes = ask_all(endpoint(llm), [f"问题{i}" for i in range(10)], max_in_flight=10,
@@ -219,7 +316,30 @@ def test_gate_spreads_starts_at_the_requested_rate():
         starts = sorted(r.t_start for r in llm.requests())
     assert [o.status for o in outcomes] == [OK] * 10
     assert all(t - began >= k * 0.1 - 1e-3 for k, t in enumerate(starts)), [t - began for t in starts]
-    assert starts[-1] - began < 0.9 + 2.0  # spread at the rate, not serialised by anything slower
+
+
+def test_gate_asks_the_kth_start_to_wait_k_intervals(monkeypatch):
+    """Ten requests at one instant (a stopped clock), 10 per second: the gate asks the k-th to wait
+    exactly k * 0.1 s, so it spreads them at the rate and serialises them behind nothing slower."""
+    asked: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        asked.append(seconds)
+
+    monkeypatch.setattr(requester, "time", SimpleNamespace(monotonic=lambda: 1000.0))
+    monkeypatch.setattr(requester, "asyncio", SimpleNamespace(Semaphore=asyncio.Semaphore, sleep=sleep))
+
+    async def main() -> None:
+        gate = Gate(max_in_flight=10, requests_per_second=10)
+
+        async def one() -> None:
+            async with gate:
+                pass
+
+        await asyncio.gather(*(one() for _ in range(10)))
+
+    asyncio.run(main())
+    assert asked == pytest.approx([k * 0.1 for k in range(10)])
 
 
 def test_backoff_never_below_retry_after_and_capped(monkeypatch):
@@ -256,6 +376,9 @@ def test_parse_retry_after():
     ('{"choices": [{"message": {"content": 5}}]}', BAD_RESPONSE),
     ('["not", "a", "completion"]', BAD_RESPONSE),
     ('{"choices": [{"message": {"content": "  "}, "finish_reason": "stop"}]}', EMPTY),
+    ('{"choices": [{"message": {"content": [{"type": "image_url", "image_url": {}}]}}]}', EMPTY),
+    ('{"choices": [{"message": {"content": ["text"]}}]}', BAD_RESPONSE),
+    ('{"choices": [{"message": {"content": [{"type": "reasoning", "text": "想"}, {"text": "好"}]}}]}', OK),
     ('{"choices": [{"message": {"content": "好"}, "finish_reason": "stop"}], "usage": {"total_tokens": "x"}}',
      OK),
 ])
@@ -263,3 +386,4 @@ def test_parse_completion_edge_bodies(text, status):
     out = parse_completion(text)
     assert out.status == status and out.http_status == 200
     assert (out.response is not None) == (status == OK) and out.total_tokens is None
+    assert out.response in (None, "好")  # text parts only: reasoning is not the answer

@@ -5,11 +5,14 @@
         outcome = await ask(session, endpoint, key, "你好", gate, random.Random(0))
 
 Retried (with jittered exponential backoff, at least as long as the server's `Retry-After`):
-connection errors, timeouts, HTTP 408, 409, 429 and 5xx, up to the endpoint's `max_attempts`.
-Any other 4xx is recorded at once, not retried. A 2xx ends the row: `ok`, `empty` (null or blank
-content), `truncated` (finish_reason "length"; the partial text is kept) or `bad_response` (the
-body is not a chat completion). A slot of the cap is held only while a request is on the wire,
-never during a backoff. The API key goes into the Authorization header and nowhere else.
+connection errors, timeouts, HTTP 408, 409, 429 and 5xx, and a 2xx whose body is not a chat
+completion (a proxy's error page), up to the endpoint's `max_attempts`; the last one's failure
+is the row's status. Any other 4xx is recorded at once, not retried. A chat completion ends the
+row: `ok`, `empty` (null or blank content), or `truncated` (finish_reason "length"; the partial
+text is kept); content given as a list of content parts counts as its text parts joined. A slot
+of the cap is held only while a request is on the wire, never during a backoff. The API key goes
+into the Authorization header and nowhere else: every text a server sends back (or an error
+about the connection) has it replaced by REDACTED before anything keeps it.
 Plain asyncio + aiohttp, no Ray: the collect actors call it.
 """
 
@@ -20,6 +23,7 @@ import email.utils
 import json
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -31,6 +35,8 @@ RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
 BACKOFF_BASE_S = 0.5  # first backoff window; doubles per attempt (full jitter within the window)
 BACKOFF_MAX_S = 30.0
 RETRY_AFTER_MAX_S = 120.0  # a longer Retry-After is cut to this (the row would stall the run)
+REDACTED = "[API key]"  # what replaces the key wherever a server echoed it
+NOT_ASKED = "not_asked"  # the run stopped (e.g. at its budget) before the row's next request: never written
 _ERROR_CHARS = 300
 
 
@@ -54,10 +60,8 @@ class Outcome:
 class _Try:
     """One request's result before the retry decision."""
 
-    outcome: Outcome | None  # set when the row is done with this answer
-    retry: bool  # a retryable failure
-    error: str | None = None
-    http_status: int | None = None
+    outcome: Outcome  # the row's outcome if this is its last attempt
+    retry: bool  # a failure worth another attempt
     retry_after: float | None = None
 
 
@@ -103,27 +107,23 @@ async def ask(
     gate: Gate,
     rng: random.Random,
     sample: int = 0,
+    may_start: Callable[[], Awaitable[bool]] | None = None,
 ) -> Outcome:
-    """One row's answer, retrying what is worth retrying; never raises for a server's fault."""
+    """One row's answer, retrying what is worth retrying; never raises for a server's fault.
+    `may_start` is asked before every request (first or retry): when it answers False the row
+    ends NOT_ASKED, and the run leaves it for a later one."""
     body = request_body(endpoint, prompt, sample)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    start, result = time.monotonic(), None
+    start = time.monotonic()
     for attempt in range(1, endpoint.max_attempts + 1):
         async with gate:
-            result = await _post(session, endpoint, body, headers)
-        if result.outcome is not None:
-            return _finish(result.outcome, attempt, start)
+            if may_start is not None and not await may_start():
+                stopped = Outcome(NOT_ASKED, error="the run stopped before this request")
+                return _finish(stopped, attempt - 1, start)
+            result = await _post(session, endpoint, body, api_key)
         if not result.retry or attempt == endpoint.max_attempts:
             break
         await asyncio.sleep(backoff_s(attempt, result.retry_after, rng))
-    status = HTTP_ERROR if result.http_status is not None else TIMEOUT
-    return Outcome(
-        status,
-        error=result.error,
-        http_status=result.http_status,
-        attempts=attempt,
-        latency_s=time.monotonic() - start,
-    )
+    return _finish(result.outcome, attempt, start)
 
 
 def backoff_s(attempt: int, retry_after: float | None, rng: random.Random) -> float:
@@ -150,42 +150,50 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-async def _post(session: aiohttp.ClientSession, endpoint: Endpoint, body: dict, headers: dict) -> _Try:
+async def _post(session: aiohttp.ClientSession, endpoint: Endpoint, body: dict, api_key: str | None) -> _Try:
+    """One request; every text from the server (or about the connection) has the key redacted."""
     url = endpoint.base_url.rstrip("/") + "/chat/completions"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         async with session.post(
             url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=endpoint.timeout_s)
         ) as resp:
-            text = await resp.text(errors="replace")
+            text = redact(await resp.text(errors="replace"), api_key)
             status, retry_after = resp.status, parse_retry_after(resp.headers.get("Retry-After"))
     except asyncio.TimeoutError:
-        return _Try(None, retry=True, error=f"no answer within {endpoint.timeout_s:g} s")
+        return _Try(Outcome(TIMEOUT, error=f"no answer within {endpoint.timeout_s:g} s"), retry=True)
     except aiohttp.ClientError as e:
-        return _Try(None, retry=True, error=f"connection failed: {type(e).__name__}: {e}"[:_ERROR_CHARS])
+        error = redact(f"connection failed: {type(e).__name__}: {e}", api_key)[:_ERROR_CHARS]
+        return _Try(Outcome(TIMEOUT, error=error), retry=True)
     if 200 <= status < 300:
-        return _Try(parse_completion(text, status), retry=False)
+        outcome = parse_completion(text, status)
+        return _Try(outcome, retry=outcome.status == BAD_RESPONSE)  # e.g. a proxy's error page
     error = f"HTTP {status}: {_error_message(text)}"[:_ERROR_CHARS]
     retry = status in RETRY_STATUSES or status >= 500
-    return _Try(None, retry=retry, error=error, http_status=status, retry_after=retry_after)
+    return _Try(Outcome(HTTP_ERROR, error=error, http_status=status), retry=retry, retry_after=retry_after)
+
+
+def redact(text: str, api_key: str | None) -> str:
+    """`text` without the API key (as sent, or JSON-escaped) wherever a server echoed it."""
+    if not api_key:
+        return text
+    for form in dict.fromkeys((api_key, json.dumps(api_key)[1:-1], api_key.replace("/", "\\/"))):
+        text = text.replace(form, REDACTED)
+    return text
 
 
 def parse_completion(text: str, http_status: int = 200) -> Outcome:
-    """A 2xx body as an Outcome: ok, empty, truncated or bad_response."""
+    """A 2xx body as an Outcome: ok, empty, truncated or bad_response. Content given as a list
+    of content parts counts as the text of its text parts, joined."""
     try:
         payload = json.loads(text)
         choice = payload["choices"][0]
-        content = choice["message"].get("content")
+        content = _content_text(choice["message"].get("content"))
         usage = payload.get("usage") or {}
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
         return Outcome(
             BAD_RESPONSE,
             error=f"not a chat completion ({type(e).__name__}): {text[:200]!r}",
-            http_status=http_status,
-        )
-    if content is not None and not isinstance(content, str):
-        return Outcome(
-            BAD_RESPONSE,
-            error=f"message content is {type(content).__name__}, not text",
             http_status=http_status,
         )
     finish = choice.get("finish_reason")
@@ -207,6 +215,18 @@ def parse_completion(text: str, http_status: int = 200) -> Outcome:
             **tokens,
         )
     return Outcome(OK, response=content, http_status=http_status, finish_reason=finish, **tokens)
+
+
+def _content_text(content: object) -> str | None:
+    """A message's content as text: a string, None, or the text parts of a list joined; a
+    TypeError for anything else."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        return "".join(
+            p["text"] for p in content if p.get("type", "text") == "text" and isinstance(p.get("text"), str)
+        )
+    raise TypeError(f"message content is {type(content).__name__}, not text or a list of content parts")
 
 
 def _error_message(text: str) -> str:
