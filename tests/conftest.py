@@ -17,6 +17,21 @@ import pytest  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+# The integration tier (`scripts/test.sh --quick` skips it): a test is in it when it is marked
+# `integration` or `ray`, or uses one of these fixtures (directly or through another fixture).
+RAY_FIXTURES = {"ray_local", "serve_run"}  # a local Ray instance, or `serve run` starting one
+INTEGRATION_FIXTURES = RAY_FIXTURES | {"s3"}  # s3: a moto server in this process
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that starts Ray `ray`, and every slow one (Ray, servers) `integration`."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & RAY_FIXTURES:
+            item.add_marker(pytest.mark.ray)
+        if used & INTEGRATION_FIXTURES or item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.integration)
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -130,6 +130,7 @@ def test_cli_score_locally_prints_a_value_by_text_table(tiny_registry):
     assert sum(1 for line in lines if line.split()[-1].rstrip("*").replace(".", "").isdigit()) == 12
 
 
+@pytest.mark.integration  # waits out the client's real retry backoff (~10 s)
 def test_cli_score_without_a_server_says_how_to_start_one():
     from click.testing import CliRunner
 
