@@ -171,13 +171,14 @@ time.sleep(60)
 """
 
 
+@pytest.mark.integration  # kills a process group after a 3 s limit
 def test_a_part_past_its_limit_is_ended_with_all_it_started(suite, tmp_path, monkeypatch, capsys):
     processes = suite["gpu_suite_parts.processes"]
     monkeypatch.setattr(processes, "GRACE_S", 1)
     command = [sys.executable, "-c", SLEEPER]
     running = processes.start_part("sleeper", command, tmp_path, tmp_path / "s.log", limit_s=3)
     status = processes.finish_part(running)
-    assert status["status"] == "timeout" and 3 <= status["wall_s"] < 10
+    assert status["status"] == "timeout" and 3 <= status["wall_s"] < 60  # ended, not slept out
     child = int((tmp_path / "s.log").read_text().split()[0])
     assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
     assert "[gpu_suite] sleeper: started" in capsys.readouterr().out

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -155,11 +154,10 @@ def test_slow_outlasts_a_client_timeout():
         body = {"model": "stub-a", "messages": [{"role": "user", "content": "p"}]}
         with pytest.raises(TimeoutError):
             call(s.base_url, body, timeout=0.3)
-        t0 = time.monotonic()
         assert call(s.base_url, body)[0] == 200
-        assert time.monotonic() - t0 < 1.0
         slow, ok = s.requests()
         assert (slow.fault, slow.status, ok.attempt) == ("slow", 0, 2)  # cancelled when the client left
+        assert ok.fault is None  # the second attempt is answered at the normal latency, not slow_s
 
 
 def test_malformed_null_and_length():
@@ -234,13 +232,10 @@ def test_concurrent_requests_overlap():
         return chat(s.base_url, f"并发{i}")[0]
 
     with StubLLM(latency_s=latency) as s:
-        t0 = time.monotonic()
         with ThreadPoolExecutor(n) as pool:
             statuses = list(pool.map(send, range(n)))
-        elapsed = time.monotonic() - t0
         assert statuses == [200] * n
-        assert s.max_in_flight == n and s.in_flight == 0
-        assert elapsed < 20 * latency  # one at a time would take 64 x 2 s
+        assert s.max_in_flight == n and s.in_flight == 0  # all 64 held at once: none waited for another
         assert all(r.t_end - r.t_start >= latency - 0.01 for r in s.requests())
 
 

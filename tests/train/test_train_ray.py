@@ -147,9 +147,8 @@ def test_rerun_of_finished_job_does_not_retrain(three):
     cfg, path, _ = three
     stamps = {v: (path / EVALUATORS / v / EVALUATOR_FILE).stat().st_mtime_ns for v in THREE}
     checkpoints = sorted(p.name for p in (path / "_ray").rglob("epoch_*"))
-    started = time.time()
     train_all(cfg)
-    assert time.time() - started < 15, "a finished job was trained again"
+    # a retrained evaluator would be written again, and its epochs checkpointed again
     assert stamps == {v: (path / EVALUATORS / v / EVALUATOR_FILE).stat().st_mtime_ns for v in THREE}
     assert checkpoints == sorted(p.name for p in (path / "_ray").rglob("epoch_*"))
 
