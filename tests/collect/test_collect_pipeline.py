@@ -29,10 +29,12 @@ FAULTS = {  # prompt -> the stub's answer per attempt (counted per model: beta's
     PROMPTS[1]: (["503", "503"], "ok"),
     PROMPTS[2]: (["400"], "http_error"),
     PROMPTS[3]: (["slow"] * 6, "timeout"),
-    PROMPTS[4]: (["malformed"] * 2, "bad_response"),
+    PROMPTS[4]: (["malformed", "html"] * 3, "bad_response"),  # retried, then recorded
     PROMPTS[5]: (["null"] * 2, "empty"),
     PROMPTS[6]: (["length"] * 2, "truncated"),
     PROMPTS[7]: (["500"] * 6, "http_error"),
+    PROMPTS[8]: (["html"], "ok"),  # a proxy's error page once, then the answer
+    PROMPTS[9]: (["parts"] * 2, "ok"),  # content as a list of text parts
 }
 
 
@@ -126,7 +128,8 @@ def test_every_request_ends_as_one_row_with_its_status(ray_local, tmp_path, stub
         (r for r in log if r.prompt == PROMPTS[0] and r.model == "stub-a"), key=lambda r: r.t_start
     )
     assert tries[0].status == 429 and tries[1].t_start - tries[0].t_end >= 0.3 - 0.01
-    assert result.summary["status_counts"]["ok"] == len(ok) + 3 * 2  # two retried prompts end ok
+    assert result.summary["status_counts"]["ok"] == len(ok) + 3 * 4  # four faulty prompts end ok
+    assert (rows.loc[rows["prompt"] == PROMPTS[9], "response"].str.len() > 0).all()
 
 
 def test_rerun_asks_nothing_again_and_a_changed_plan_is_refused(ray_local, tmp_path, stub_key):

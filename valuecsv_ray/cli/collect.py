@@ -28,12 +28,16 @@ def collect_config(
 
 
 def run_collect_or_exit(cfg: CollectConfig):
-    """run_collect, with the project's expected errors as a message and exit status 1."""
-    from valuecsv_ray.collect.pipeline import CollectError, run_collect
+    """run_collect, with the project's expected errors as a message and exit status 1 (a run
+    stopped at its budget shows its summary first)."""
+    from valuecsv_ray.collect.pipeline import CollectError, CollectStopped, run_collect
     from valuecsv_ray.collect.suites import SuiteError
 
     try:
         return run_collect(cfg)
+    except CollectStopped as e:
+        click.echo(format_collect_summary(e.summary))
+        fail(str(e))
     except (CollectError, SuiteError, ConfigError) as e:
         fail(str(e))
 
@@ -43,10 +47,28 @@ def format_collect_summary(summary: dict) -> str:
         f"rows planned {summary['rows_planned']}, written {summary['rows_written']}, "
         f"retries {summary['retries']}"
     ]
+    usage = summary.get("usage", {"by_endpoint": {}})["by_endpoint"]
     for model, counts in summary["by_endpoint"].items():
         listed = ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
-        lines.append(f"  {model}: {listed}")
+        lines.append(f"  {model}: {listed}{_spent(usage.get(model))}")
+    if summary.get("redo_failed"):
+        redo = summary["redo_failed"]
+        now = ", ".join(f"{status} {n}" for status, n in sorted(redo["now"].items()))
+        lines.append(f"redone (failed rows asked again): {redo['retried']}, now {now}")
+    if "this_run" in summary:
+        run = summary["this_run"]
+        lines.append(
+            f"this run: {run['rows_answered']} answers, {run['tokens']} tokens, cost {run['cost']:.4g}"
+            + (f"; stopped: {run['stopped']}" if run["stopped"] else "")
+        )
     return "\n".join(lines)
+
+
+def _spent(usage: dict | None) -> str:
+    if not usage:
+        return ""
+    cost = "" if usage["cost"] is None else f", cost {usage['cost']:.4g}"
+    return f" ({usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens{cost})"
 
 
 @click.command("collect")

@@ -48,6 +48,12 @@ class Endpoint:
     seed: int | None = setting(None, "sampling seed sent to servers that support it")
     system_prompt: str | None = setting(None, "system message put before each prompt")
     samples: int = setting(1, "answers collected per prompt")
+    input_price_per_million: float | None = setting(
+        None, "price of a million prompt tokens (any currency): the cost in the summary", identity=False
+    )
+    output_price_per_million: float | None = setting(
+        None, "price of a million completion tokens", identity=False
+    )
 
     def problems(self) -> list[str]:
         texts = ("name", "base_url", "model", "api_key_env", "system_prompt")
@@ -87,7 +93,15 @@ class Endpoint:
             out.append(f"temperature must be a number >= 0, got {self.temperature!r}")
         if self.seed is not None and not is_int(self.seed, 0):
             out.append(f"seed must be an integer >= 0, got {self.seed!r}")
+        out += [
+            f"{k} must be a number >= 0, got {getattr(self, k)!r}"
+            for k in ("input_price_per_million", "output_price_per_million")
+            if getattr(self, k) is not None and not is_number(getattr(self, k), 0)
+        ]
         return out
+
+    def priced(self) -> bool:
+        return self.input_price_per_million is not None and self.output_price_per_million is not None
 
     def params(self) -> dict:
         """What decides an answer besides the prompt: recorded with every row and in its id."""
@@ -168,6 +182,26 @@ class CollectConfig:
         None, "rows per actor call; default twice the largest cap", identity=False
     )
     limit: int | None = setting(None, "ask only the first N prompts of each suite (a trial run)")
+    redo_failed: bool = setting(
+        False,
+        "ask again the rows whose status is not ok (their old rows move to superseded/); ok rows stay",
+        identity=False,
+    )
+    max_total_tokens: int | None = setting(
+        None,
+        "budget of this run in tokens (prompt + completion): no request starts once its answers used "
+        "this many; re-running resumes",
+        identity=False,
+    )
+    max_cost: float | None = setting(
+        None,
+        "budget of this run in money (every endpoint needs its prices per million tokens): no request "
+        "starts once its answers cost this much; re-running resumes",
+        identity=False,
+    )
+    flush_s: float = setting(
+        2.0, "seconds at most an answer waits before it is written (what a kill can lose)", identity=False
+    )
 
     def problems(self) -> list[str]:
         out = (
@@ -177,10 +211,28 @@ class CollectConfig:
         )
         out += [f"{k} is required" for k in ("endpoints", "out") if not getattr(self, k)]
         out += [] if is_int(self.actors, 1) else [f"actors must be a positive integer, got {self.actors!r}"]
-        for k in ("batch_size", "limit"):
+        for k in ("batch_size", "limit", "max_total_tokens"):
             if getattr(self, k) is not None and not is_int(getattr(self, k), 1):
                 out.append(f"{k} must be a positive integer, got {getattr(self, k)!r}")
+        for k in ("max_cost", "flush_s"):
+            value = getattr(self, k)
+            if value is not None and not (is_number(value, 0) and value > 0):
+                out.append(f"{k} must be a positive number, got {value!r}")
+        if not isinstance(self.redo_failed, bool):
+            out.append(f"redo_failed must be true or false, got {self.redo_failed!r}")
         return out
+
+    def unpriced(self, endpoints: list[Endpoint]) -> list[str]:
+        """Why max_cost cannot be kept with these endpoints (empty when it can)."""
+        if self.max_cost is None:
+            return []
+        return [
+            f"max_cost needs input_price_per_million and output_price_per_million on endpoint "
+            f"{e.name!r}; add them to "
+            f"{self.endpoints}, or budget in tokens with max_total_tokens"
+            for e in endpoints
+            if not e.priced()
+        ]
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -6,61 +6,62 @@
 
 Every (prompt, endpoint, sample) ends as exactly one row of `responses/` (RESPONSE_SCHEMA), with
 a deterministic id from the endpoint, model, prompt, sample and parameters. Asynchronous actors
-(`Requester`) keep up to each endpoint's `max_in_flight` requests on the wire (split across the
-actors) and write each batch's rows as one part file. Re-running the same command resumes: rows
-already written are not asked again, a file cut off by an interruption is removed and redone,
-and nothing is written twice. `collect.json` records what was planned (a rerun must match it);
-`summary.json` the counts by endpoint and status. Output folder, a path (on several nodes, a
-shared mount):
+(`collect.actor.Requester`) keep up to each endpoint's `max_in_flight` requests on the wire
+(split across the actors) and write each answer within `flush_s` of its arrival (small part
+files per batch, `collect.spool`). Re-running the same command resumes: rows already written are
+not asked again, a file cut off by an interruption is removed and redone, and nothing is written
+twice. `redo_failed` asks the rows whose status is not ok again (`collect.redo`); a budget
+(`max_total_tokens`, `max_cost`) stops the run from starting requests, CollectStopped, and a
+rerun asks the rest (`collect.budget`). `collect.json` records what was planned (a rerun must
+match it); `summary.json` the counts by endpoint and status, tokens and cost, and this run's part.
+Output folder, a path (on several nodes, a shared mount):
     responses/     one row per (prompt, endpoint, sample): the long format `valuecsv-ray audit` reads
+    superseded/    the failed rows `redo_failed` replaced (same schema)
     prompts.parquet   the prompts asked (PROMPT_SCHEMA)
     collect.json, summary.json
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import math
-import random
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
-import aiohttp
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import ray
 from tqdm import tqdm
 
+from valuecsv_ray.collect.actor import PLAN_COLUMNS, RESPONSES, Requester, Secrets
+from valuecsv_ray.collect.budget import Budget, Meter, spend, usage
 from valuecsv_ray.collect.config import CollectConfig, Endpoint, load_endpoints
-from valuecsv_ray.collect.requester import Gate, Outcome, ask
+from valuecsv_ray.collect.redo import redo_summary, supersede_failed, superseded
+from valuecsv_ray.collect.requester import NOT_ASKED
 from valuecsv_ray.collect.schema import OK, RESPONSE_SCHEMA
 from valuecsv_ray.collect.suites import load_suite, suite_table
-from valuecsv_ray.parts import done_hashes, row_hashes, write_part
+from valuecsv_ray.parts import done_hashes, row_hashes
+from valuecsv_ray.settings import ConfigError
 from valuecsv_ray.storage import is_file, join, located, read_parquet, read_text, write_table, write_text
 
 log = logging.getLogger(__name__)
-RESPONSES, PROMPTS, RECORD, SUMMARY = "responses", "prompts.parquet", "collect.json", "summary.json"
-_PLAN_COLUMNS = (
-    "id",
-    "model",
-    "prompt_id",
-    "suite",
-    "prompt",
-    "sample",
-    "api_model",
-    "base_url",
-    "params",
-    "meta",
-)
+PROMPTS, RECORD, SUMMARY = "prompts.parquet", "collect.json", "summary.json"
+__all__ = ["RESPONSES", "CollectError", "CollectResult", "CollectStopped", "run_collect"]
 
 
 class CollectError(RuntimeError):
     """A collect run that cannot start, or whose output does not add up."""
+
+
+class CollectStopped(CollectError):
+    """A run that stopped at its budget; what it received is written, and re-running resumes."""
+
+    def __init__(self, message: str, summary: dict):
+        super().__init__(message)
+        self.summary = summary
 
 
 @dataclass(frozen=True)
@@ -99,84 +100,10 @@ def plan(prompts: pd.DataFrame, endpoints: list[Endpoint]) -> pa.Table:
         for e in endpoints
         for s in range(e.samples)
     ]
-    fields = [RESPONSE_SCHEMA.field(c) for c in _PLAN_COLUMNS]
+    fields = [RESPONSE_SCHEMA.field(c) for c in PLAN_COLUMNS]
     return pa.Table.from_pylist(
-        [dict(zip(_PLAN_COLUMNS, r, strict=True)) for r in rows], schema=pa.schema(fields)
+        [dict(zip(PLAN_COLUMNS, r, strict=True)) for r in rows], schema=pa.schema(fields)
     )
-
-
-class _Secret:
-    """API keys on their way to the actors: never shown by repr, str or a log line."""
-
-    def __init__(self, keys: dict[str, str | None]):
-        self._keys = keys
-
-    def get(self, name: str) -> str | None:
-        return self._keys.get(name)
-
-    def __repr__(self) -> str:
-        return "<API keys hidden>"
-
-    __str__ = __repr__
-
-
-class Requester:
-    """A collect actor: asks for every row of a batch concurrently (within its share of each
-    endpoint's cap), writes the rows as one part file and returns their status and attempts."""
-
-    def __init__(self, endpoints: list[Endpoint], keys: _Secret, out: str, actors: int, seed: int = 0):
-        self.endpoints = {e.name: e for e in endpoints}
-        self.keys, self.folder = keys, join(out, RESPONSES)
-        self.shares = {e.name: max(1, math.ceil(e.max_in_flight / actors)) for e in endpoints}
-        self.rates = {
-            e.name: e.requests_per_second / actors if e.requests_per_second else None for e in endpoints
-        }
-        self.rng = random.Random(seed)
-        self._gates: dict[str, Gate] = {}
-
-    async def __call__(self, batch: pa.Table) -> pa.Table:
-        if not self._gates:  # made on the actor's event loop, shared by the batches it runs at once
-            self._gates = {n: Gate(self.shares[n], self.rates[n]) for n in self.endpoints}
-        rows = batch.to_pylist()
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-            outcomes = await asyncio.gather(
-                *(
-                    ask(
-                        session,
-                        self.endpoints[r["model"]],
-                        self.keys.get(r["model"]),
-                        r["prompt"],
-                        self._gates[r["model"]],
-                        self.rng,
-                        r["sample"],
-                    )
-                    for r in rows
-                )
-            )
-        table = response_table(batch, outcomes)
-        write_part(table, self.folder, f"{rows[0]['id']}\0{rows[-1]['id']}\0{len(rows)}")
-        return table.select(["model", "status", "attempts"])
-
-
-def response_table(batch: pa.Table, outcomes: list[Outcome]) -> pa.Table:
-    """Planned rows and their outcomes as RESPONSE_SCHEMA rows."""
-    now = datetime.now(timezone.utc)
-    columns = {c: batch[c] for c in _PLAN_COLUMNS}
-    for name in (
-        "response",
-        "status",
-        "error",
-        "http_status",
-        "attempts",
-        "latency_s",
-        "finish_reason",
-        "prompt_tokens",
-        "completion_tokens",
-        "total_tokens",
-    ):
-        columns[name] = pa.array([getattr(o, name) for o in outcomes], type=RESPONSE_SCHEMA.field(name).type)
-    columns["finished_at"] = pa.array([now] * batch.num_rows, type=RESPONSE_SCHEMA.field("finished_at").type)
-    return pa.table(columns).select(RESPONSE_SCHEMA.names).cast(RESPONSE_SCHEMA)
 
 
 def load_prompts(cfg: CollectConfig) -> pd.DataFrame:
@@ -220,13 +147,18 @@ def start_record(out: str, cfg: CollectConfig, endpoints: list[Endpoint], planne
 
 
 def run_collect(cfg: CollectConfig, progress: bool = True) -> CollectResult:
-    """Ask every endpoint every prompt (resuming a previous run in cfg.out); the counts at the end."""
+    """Ask every endpoint every prompt (resuming a previous run in cfg.out); the counts at the end.
+    CollectStopped when the run's budget stopped it before every row was asked."""
     endpoints = load_endpoints(cfg.endpoints)
-    keys = _Secret({e.name: e.api_key() for e in endpoints})
+    if unpriced := cfg.unpriced(endpoints):
+        raise ConfigError("invalid collect config:\n  " + "\n  ".join(unpriced))
+    keys = Secrets({e.name: e.api_key() for e in endpoints})
     prompts = load_prompts(cfg)
     planned, out = plan(prompts, endpoints), cfg.out
     start_record(out, cfg, endpoints, planned)
     write_table(suite_table(prompts), join(out, PROMPTS))
+    if cfg.redo_failed:
+        supersede_failed(out)
     done = done_hashes(join(out, RESPONSES), column="id")
     todo = planned.filter(pa.array(~np.isin(row_hashes(planned["id"]), done))) if len(done) else planned
     log.info(
@@ -236,21 +168,26 @@ def run_collect(cfg: CollectConfig, progress: bool = True) -> CollectResult:
         todo.num_rows,
     )
     if todo.num_rows:
-        _ask_all(todo, endpoints, keys, cfg, progress)
-    return CollectResult(located(out), _summarize(out, planned))
+        this_run = _ask_all(todo, endpoints, keys, cfg, progress)
+    else:
+        this_run = {**_Tally({}, 0).counts(), "stopped": None}
+    return CollectResult(located(out), _summarize(out, planned, endpoints, this_run))
 
 
 def _ask_all(
-    todo: pa.Table, endpoints: list[Endpoint], keys: _Secret, cfg: CollectConfig, progress: bool
-) -> None:
+    todo: pa.Table, endpoints: list[Endpoint], keys: Secrets, cfg: CollectConfig, progress: bool
+) -> dict:
+    """Ask the rows of `todo` on Ray Data; what this run asked, received and spent."""
     from valuecsv_ray.cluster import connect
 
     connect()
+    budgeted = cfg.max_total_tokens is not None or cfg.max_cost is not None
+    meter = ray.remote(num_cpus=0)(Meter).remote(cfg.max_total_tokens, cfg.max_cost) if budgeted else None
     batch = cfg.batch_size or max(8, 2 * max(math.ceil(e.max_in_flight / cfg.actors) for e in endpoints))
     blocks = [todo.slice(i, batch) for i in range(0, todo.num_rows, batch)]
     ds = ray.data.from_arrow(blocks).map_batches(
         Requester,
-        fn_constructor_args=(endpoints, keys, cfg.out, cfg.actors),
+        fn_constructor_args=(endpoints, keys, cfg.out, cfg.actors, Budget(meter), cfg.flush_s),
         batch_size=batch,
         batch_format="pyarrow",
         num_cpus=0.25,
@@ -258,39 +195,87 @@ def _ask_all(
             size=cfg.actors, max_tasks_in_flight_per_actor=8, max_concurrent_calls_per_actor=8
         ),
     )
+    tally = _Tally({e.name: e for e in endpoints}, todo.num_rows)
     bar = tqdm(total=todo.num_rows, unit="row", desc="collect", disable=not progress)
-    errors = retries = 0
-    for done in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        errors += int(np.sum(np.array(done["status"].to_pylist()) != OK))
-        retries += int(np.sum(np.array(done["attempts"].to_pylist()) - 1))
-        bar.update(done.num_rows)
-        bar.set_postfix(errors=errors, retries=retries)
+    for report in ds.iter_batches(batch_format="pandas", batch_size=None):
+        bar.update(len(report))
+        bar.set_postfix(tally.add(report))
     bar.close()
+    this_run = {**tally.counts(), "stopped": None}
+    if this_run["rows_not_asked"]:  # only a spent budget leaves rows unasked
+        this_run["stopped"] = ray.get(meter.state.remote())["reason"]
+    return this_run
 
 
-def _summarize(out: str, planned: pa.Table) -> dict:
-    """Counts from what is written; every planned row exactly once, or a CollectError."""
-    table = read_parquet(join(out, RESPONSES), columns=["id", "model", "status", "attempts"])
-    table = table if table is not None else pa.table({"id": pa.array([], pa.string())})
-    frame = table.to_pandas()
+class _Tally:
+    """What this run's actors reported: rows answered and not asked, errors, retries, usage."""
+
+    def __init__(self, endpoints: dict[str, Endpoint], rows_to_ask: int):
+        self.endpoints, self.rows_to_ask = endpoints, rows_to_ask
+        self.reports: list[pd.DataFrame] = []
+        self.errors = self.retries = self.tokens = 0
+        self.cost = 0.0
+
+    def add(self, report: pd.DataFrame) -> dict:
+        """Count one batch's report; the progress bar's postfix."""
+        self.reports.append(report)
+        asked = report[report["status"] != NOT_ASKED]
+        self.errors += int((asked["status"] != OK).sum())
+        self.retries += int((report["attempts"] - 1).clip(lower=0).sum())
+        tokens, cost = spend(asked, self.endpoints)
+        self.tokens, self.cost = self.tokens + tokens, self.cost + cost
+        postfix = {"errors": self.errors, "retries": self.retries, "tokens": self.tokens}
+        return postfix | (
+            {"cost": f"{self.cost:.4g}"} if any(e.priced() for e in self.endpoints.values()) else {}
+        )
+
+    def counts(self) -> dict:
+        frame = pd.concat(self.reports) if self.reports else pd.DataFrame(columns=["status"])
+        not_asked = int((frame["status"] == NOT_ASKED).sum())
+        return {
+            "rows_to_ask": self.rows_to_ask,
+            "rows_answered": len(frame) - not_asked,
+            "rows_not_asked": not_asked,
+            "tokens": self.tokens,
+            "cost": self.cost,
+        }
+
+
+def _summarize(out: str, planned: pa.Table, endpoints: list[Endpoint], this_run: dict) -> dict:
+    """Counts from what is written; every planned row exactly once (CollectError otherwise), or
+    CollectStopped when the budget left rows unasked."""
+    columns = ["id", "model", "status", "attempts", "prompt_tokens", "completion_tokens", "total_tokens"]
+    table = read_parquet(join(out, RESPONSES), columns=columns)
+    frame = table.to_pandas() if table is not None else pd.DataFrame(columns=columns)
     planned_ids = set(planned["id"].to_pylist())
-    duplicates = int(frame["id"].duplicated().sum()) if len(frame) else 0
-    missing = len(planned_ids - set(frame["id"])) if len(frame) else len(planned_ids)
+    duplicates = int(frame["id"].duplicated().sum())
+    missing = len(planned_ids - set(frame["id"]))
+    moved = superseded(out, columns)[columns]
+    paid = pd.concat([frame, moved], ignore_index=True) if len(moved) else frame
     summary = {
         "rows_planned": planned.num_rows,
         "rows_written": len(frame),
         "duplicates": duplicates,
         "missing": missing,
-        "status_counts": frame["status"].value_counts().to_dict() if len(frame) else {},
-        "by_endpoint": {m: g["status"].value_counts().to_dict() for m, g in frame.groupby("model")}
-        if len(frame)
-        else {},
-        "retries": int((frame["attempts"] - 1).sum()) if len(frame) else 0,
+        "status_counts": frame["status"].value_counts().to_dict(),
+        "by_endpoint": {m: g["status"].value_counts().to_dict() for m, g in frame.groupby("model")},
+        "retries": int((frame["attempts"] - 1).sum()),
+        "usage": usage(paid, endpoints),
+        "redo_failed": redo_summary(frame, out),
+        "this_run": this_run,
+        "stopped": this_run.get("stopped"),
     }
-    write_text(join(out, SUMMARY), json.dumps(summary, indent=2, ensure_ascii=False))
-    if duplicates or missing:
+    write_text(join(out, SUMMARY), json.dumps(summary, indent=2, ensure_ascii=False, default=int))
+    if duplicates or (missing and not summary["stopped"]):
         raise CollectError(
             f"{join(out, RESPONSES)}: {missing} planned rows missing and {duplicates} written twice "
             f"(see {join(out, SUMMARY)}); re-run the same command to ask the missing ones"
+        )
+    if missing:
+        raise CollectStopped(
+            f"stopped at the budget ({summary['stopped']}); {missing} planned rows are not asked yet. "
+            f"What was received is in {join(out, RESPONSES)} (see {join(out, SUMMARY)}); re-run the same "
+            "command, with a larger or no budget, to ask the rest",
+            summary,
         )
     return summary
