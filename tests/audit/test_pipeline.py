@@ -251,9 +251,9 @@ def test_a_failed_audit_says_so_in_its_summary(ray_local, tiny_registry, corpus,
 
 
 @pytest.mark.parametrize(("settings", "named"), [
-    ({"actors": 2}, ["2 scoring actor(s) need 2 CPUs", "2.5 CPUs, 0 GPUs in all", "has 2 CPUs, 0 GPUs",
+    ({"actors": 2}, ["2 scoring actor(s) need 2 CPUs", "3 CPUs, 0 GPUs in all", "has 2 CPUs, 0 GPUs",
                      "actors (--actors)", "cpus_per_actor (--cpus-per-actor)"]),
-    ({"gpus_per_actor": 1}, ["1.5 CPUs, 1 GPUs in all", "has 2 CPUs, 0 GPUs",
+    ({"gpus_per_actor": 1}, ["2 CPUs, 1 GPUs in all", "has 2 CPUs, 0 GPUs",
                              "gpus_per_actor (--gpus-per-actor)"]),
 ])
 def test_an_audit_the_cluster_cannot_hold_fails_at_once(ray_local, tiny_registry, corpus, tmp_path, settings,
@@ -269,17 +269,17 @@ def test_an_audit_the_cluster_cannot_hold_fails_at_once(ray_local, tiny_registry
 def test_cpus_held_by_other_work_fail_the_audit_after_a_wait(ray_local, tiny_registry, corpus, tmp_path):
     from valuecsv_ray.audit.capacity import check_capacity
 
-    @ray_local.remote(num_cpus=1.5)
-    class Replica:  # like a Serve replica beside the audit
+    @ray_local.remote(num_cpus=1)
+    class Replica:  # like a Serve replica beside the audit, on the 2 CPUs of the test's Ray
         def ready(self):
             return True
 
     replica = Replica.remote()
     ray_local.get(replica.ready.remote())
     try:
-        with pytest.raises(AuditError, match="only 0.5 CPUs, 0 GPUs free") as e:
+        with pytest.raises(AuditError, match="only 1 CPUs, 0 GPUs free") as e:
             check_capacity(_config([corpus[0]], tiny_registry, tmp_path / "run"), wait_s=1)
-        assert "1.5 CPUs, 0 GPUs in all" in str(e.value) and "held by other work" in str(e.value)
+        assert "2 CPUs, 0 GPUs in all" in str(e.value) and "held by other work" in str(e.value)
     finally:
         ray_local.kill(replica)
 

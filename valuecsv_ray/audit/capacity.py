@@ -4,9 +4,10 @@
 
 An audit holds `actors` scoring actors (`cpus_per_actor` CPUs and `gpus_per_actor` GPUs each) for
 its whole scoring pass and runs its reading, checking and writing tasks beside them, TASK_CPUS
-each. Where the CPUs the actors leave over cannot hold one such task (say a Serve replica holds
-them), Ray Data waits without end ("backpressured"): this check fails instead, saying what does
-not fit and which settings to change. On a cluster that an autoscaler may grow it only logs.
+each, a reading and a writing task at once (one alone could hold the last free CPU that the
+other waits for). Where the CPUs the actors leave over cannot hold them (say a Serve replica
+holds them), Ray Data waits without end ("backpressured"): this check fails instead, saying what
+does not fit and which settings to change. On a cluster that an autoscaler may grow it only logs.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from valuecsv_ray.config import AuditConfig
 log = logging.getLogger(__name__)
 
 TASK_CPUS = 0.5  # CPUs of each reading, checking and writing task
+TASKS = 2  # tasks the audit must be able to run beside its actors: a reading and a writing one
 WAIT_S = 30.0  # how long resources held by other work (a finishing job) may take to come free
 
 
 def needs(cfg: AuditConfig) -> dict[str, float]:
-    """CPUs and GPUs the audit holds at once: the scoring actors and one task beside them."""
-    return {"CPU": cfg.actors * cfg.cpus_per_actor + TASK_CPUS, "GPU": cfg.actors * cfg.gpus_per_actor}
+    """CPUs and GPUs the audit holds at once: the scoring actors and TASKS tasks beside them."""
+    cpus = cfg.actors * cfg.cpus_per_actor + TASKS * TASK_CPUS
+    return {"CPU": cpus, "GPU": cfg.actors * cfg.gpus_per_actor}
 
 
 def check_capacity(cfg: AuditConfig, wait_s: float = WAIT_S) -> None:
@@ -68,7 +71,7 @@ def _message(cfg: AuditConfig, need: dict[str, float], have: dict[str, float], h
     return (f"the audit does not fit the Ray cluster: its {cfg.actors} scoring actor(s) need "
             f"{cfg.actors * cfg.cpus_per_actor:g} CPUs and {need['GPU']:g} GPUs (actors {cfg.actors} x "
             f"cpus_per_actor {cfg.cpus_per_actor:g}, gpus_per_actor {cfg.gpus_per_actor:g}) and its reading "
-            f"and writing tasks {TASK_CPUS:g} CPUs beside them: {_amounts(need)} in all, but {has} "
+            f"and writing tasks {TASKS * TASK_CPUS:g} CPUs beside them: {_amounts(need)} in all, but {has} "
             f"{_amounts(have)}{held}. Lower {', '.join(fixes)}, free resources, or add nodes")
 
 
