@@ -2,6 +2,8 @@
 
     python bench/audit_bench.py --rows 100000                   # both paths on 100k rows
     python bench/audit_bench.py --rows 1000000 --only pipeline  # memory at 1M rows
+    python bench/audit_bench.py --rows 200000 --null-scorer --loop-forward slim --loop-rows 4000
+                                      # the pipeline's own ceiling against the slim engine's rate
 
 Builds a synthetic corpus of N rows (JSONL) of 1 to --max-sentences sentences each, drawn from
 ValueCSV5000 texts and quest100 answers (../shared/data), with six model names and quest100
@@ -11,12 +13,15 @@ and (b) with `Ensemble.score` in a plain loop over batches of the same rows, wri
 Parquet columns. Prints rows/s of both, their ratio, and the peak memory of each path: the
 benchmark process and its descendants (for the pipeline: Ray's raylet, workers, actors and
 object store, started by this process), as summed PSS. Random tiny weights unless --registry.
-Run by hand, not in CI.
+--null-scorer gives the pipeline's actors an engine that tokenises for real and then answers
+constant probabilities at once (NullEngine): the rate of everything around the models, the
+most the audit can feed a scorer on these CPUs. Run by hand, not in CI.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -126,18 +131,20 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def plain_loop(corpus: Path, registry: str, out: Path, batch_size: int, threads: int) -> int:
-    """The engine over batches of the corpus in one process, Parquet out; returns rows scored."""
+def plain_loop(corpus: Path, registry: str, out: Path, batch_size: int, threads: int, forward: str = "auto",
+               rows: int | None = None) -> int:
+    """The engine over batches of the corpus (its first `rows` rows) in one process, Parquet out;
+    returns rows scored."""
     import torch
 
     from valuecsv_ray.scoring.engine import Ensemble
 
     torch.set_num_threads(threads)
-    engine = Ensemble.from_registry(registry, device="cpu")
+    engine = Ensemble.from_registry(registry, device="cpu", forward=forward)
     out.mkdir(parents=True, exist_ok=True)
     scored, writer, batch = 0, None, []
     with corpus.open(encoding="utf-8") as f:
-        for position, line in enumerate(f):
+        for position, line in enumerate(itertools.islice(f, rows)):
             row = json.loads(line)
             batch.append({"row_id": row["id"], "source": str(corpus), "position": position,
                           "model": row["model"], "prompt": row["prompt"], "text": row["response"]})
@@ -224,6 +231,9 @@ def main() -> None:
     parser.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs (threads) per actor")
     parser.add_argument("--ray-cpus", type=int, default=3, help="logical CPUs of the local Ray")
     parser.add_argument("--loop-threads", type=int, default=2, help="torch threads of the plain loop")
+    parser.add_argument("--loop-forward", choices=["auto", "padded", "slim"], default="auto",
+                        help="the plain loop's engine forward (auto: padded on CPU)")
+    parser.add_argument("--loop-rows", type=int, help="the plain loop scores only the corpus' first rows")
     parser.add_argument("--work-dir", type=Path, help="where corpus and outputs go (default: a temp dir)")
     parser.add_argument("--data-dir", type=Path, default=DATA, help="folder with the two xlsx files")
     args = parser.parse_args()
@@ -238,8 +248,8 @@ def main() -> None:
     registry = args.registry or _random_registry(work)
     results = {}
     if args.only in ("both", "loop"):
-        results["loop"] = _timed(lambda: plain_loop(corpus, registry, _fresh(work / "loop"),
-                                                    args.batch_size, args.loop_threads))
+        results["loop"] = _timed(lambda: plain_loop(corpus, registry, _fresh(work / "loop"), args.batch_size,
+                                                    args.loop_threads, args.loop_forward, args.loop_rows))
     if args.only in ("both", "pipeline"):
         import ray
 
@@ -270,18 +280,25 @@ def _timed(fn) -> dict:
         start = time.perf_counter()
         result = fn()
         seconds = time.perf_counter() - start
-    rows = result if isinstance(result, int) else result["rows_scored"]
-    return {"rows": rows, "seconds": seconds, "peak_mb": memory.peak / 2**20}
+    if isinstance(result, int):
+        return {"rows": result, "seconds": seconds, "peak_mb": memory.peak / 2**20}
+    progress = result["progress"]  # the audit's own account: when the first scores came
+    return {"rows": result["rows_scored"], "seconds": seconds, "peak_mb": memory.peak / 2**20,
+            "first_scores_s": progress["first_scores_s"], "scoring_s": progress["scoring_s"]}
 
 
 def _print(args, results: dict) -> None:
+    scorer = "null scorer (constant probabilities)" if args.null_scorer else "the engine"
     print(f"{args.rows} rows, batch {args.batch_size}; pipeline: {args.actors} actor(s) x "
-          f"{args.cpus_per_actor} CPU on a local Ray of {args.ray_cpus} CPUs; loop: "
-          f"{args.loop_threads} torch threads")
+          f"{args.cpus_per_actor} CPU on a local Ray of {args.ray_cpus} CPUs, {scorer}; loop: "
+          f"{args.loop_threads} torch threads, forward {args.loop_forward}")
     for name, r in results.items():
         rate = r["rows"] / r["seconds"]
         print(f"{name:9s} {r['rows']:9d} rows in {r['seconds']:8.1f} s = {rate:8.1f} rows/s; "
               f"peak memory {r['peak_mb']:6.0f} MiB")
+        if "first_scores_s" in r:
+            print(f"{'':9s} first scores written after {r['first_scores_s']:.1f} s (check pass, actor "
+                  f"start-up); scoring pass {r['scoring_s']:.1f} s")
     if len(results) == 2:
         ratio = (results["pipeline"]["rows"] / results["pipeline"]["seconds"]) / (
             results["loop"]["rows"] / results["loop"]["seconds"])
