@@ -57,7 +57,7 @@ from valuecsv_ray.audit.paths import expand_inputs
 from valuecsv_ray.audit.readers import read_stream
 from valuecsv_ray.audit.schema import QUARANTINE_SCHEMA, label_column, prob_column, score_schema
 from valuecsv_ray.audit.stats import stats_pass
-from valuecsv_ray.cluster import connect
+from valuecsv_ray.cluster import connect, worker_logging
 from valuecsv_ray.config import AuditConfig, InputSpec
 from valuecsv_ray.parts import done_hashes, row_hashes, write_part
 from valuecsv_ray.registry import Registry, load_registry
@@ -175,6 +175,7 @@ class Scorer:
 
         from valuecsv_ray.scoring.engine import Ensemble
 
+        worker_logging()  # the engine's load phases and settings, in this actor's log
         torch.set_num_threads(max(1, threads))
         self.engine = (engine or Ensemble.from_registry)(registry, device=device, **scoring)
         self.tokenizing, self.scoring = threading.Lock(), threading.Lock()

@@ -59,8 +59,10 @@ class EnsembleDeployment:
     """One replica holding all evaluators of a registry; its app comes from `build_api`."""
 
     def __init__(self, args: dict):
+        from valuecsv_ray.cluster import worker_logging
         from valuecsv_ray.scoring.engine import Ensemble
 
+        worker_logging()  # the engine's load phases and settings, in the replica's log
         self.args = serve_config(args)
         self.engine = Ensemble.from_registry(self.args.registry, device=self.args.scoring.device,
                                              **self.args.scoring.engine_kwargs())
