@@ -17,8 +17,9 @@ def _cfg(**kw):
 
 @pytest.fixture
 def cluster(monkeypatch):
-    """Set `cluster["total"]`, `cluster["free"]` (a list: one per look), `cluster["largest"]`."""
-    state = {"total": {"CPU": 8.0}, "free": [{"CPU": 8.0}], "largest": "fixed", "looks": 0}
+    """Set `cluster["total"]`, `cluster["free"]` (a list: one per look) and `cluster["ceiling"]`:
+    "fixed" (no autoscaler), None (an autoscaler, maximum unknown) or an autoscaler's maximum."""
+    state = {"total": {"CPU": 8.0}, "free": [{"CPU": 8.0}], "ceiling": "fixed", "looks": 0}
 
     def available():
         state["looks"] += 1
@@ -26,8 +27,8 @@ def cluster(monkeypatch):
 
     monkeypatch.setattr(capacity.ray, "cluster_resources", lambda: state["total"])
     monkeypatch.setattr(capacity.ray, "available_resources", available)
-    monkeypatch.setattr(capacity, "_largest_cluster",
-                        lambda total: total if state["largest"] == "fixed" else state["largest"])
+    monkeypatch.setattr(capacity, "_ceiling", lambda total: (total, False) if state["ceiling"] == "fixed"
+                        else (state["ceiling"], True))
     monkeypatch.setattr(capacity.time, "sleep", lambda s: None)
     return state
 
@@ -48,15 +49,16 @@ def test_resources_freed_while_it_waits_let_the_audit_start(cluster):
 
 
 def test_a_configured_maximum_too_small_fails_at_once(cluster):
-    cluster["largest"] = {"CPU": 64.0, "GPU": 2.0}  # what an autoscaler (v2) may grow the cluster to
-    with pytest.raises(AuditError, match="the Ray cluster has 64 CPUs, 2 GPUs") as e:
+    cluster["ceiling"] = {"CPU": 64.0, "GPU": 2.0}  # what an autoscaler (v2) may grow the cluster to
+    with pytest.raises(AuditError, match="the Ray cluster can grow to 64 CPUs, 2 GPUs") as e:
         capacity.check_capacity(_cfg(actors=4, gpus_per_actor=1))
     assert "gpus_per_actor (--gpus-per-actor)" in str(e.value) and cluster["looks"] == 0
 
 
-def test_a_cluster_an_autoscaler_may_grow_is_waited_on(cluster, caplog):
+@pytest.mark.parametrize("ceiling", [None, {"CPU": 64.0, "GPU": 4.0}])
+def test_a_cluster_an_autoscaler_may_grow_is_waited_on(cluster, caplog, ceiling):
     cluster["total"] = cluster["free"][0] = {"CPU": 0.0}  # a head without CPUs, no workers yet
-    cluster["largest"] = None
+    cluster["ceiling"] = ceiling
     with caplog.at_level(logging.WARNING, logger=capacity.__name__):
         capacity.check_capacity(_cfg(actors=4, gpus_per_actor=1))
     assert "may add nodes" in caplog.text and "needs 5 CPUs, 4 GPUs" in caplog.text

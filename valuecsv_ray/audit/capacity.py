@@ -35,15 +35,17 @@ def needs(cfg: AuditConfig) -> dict[str, float]:
 
 
 def check_capacity(cfg: AuditConfig, wait_s: float = WAIT_S) -> None:
-    """Return once the cluster's free resources hold the audit; raise AuditError when they never
-    will (more than the cluster has) or are still short after `wait_s` seconds."""
+    """Return once the cluster's free resources hold the audit, or an autoscaler may add what is
+    missing; raise AuditError when they never will (more than the cluster has or may grow to) or,
+    on a fixed-size cluster, are still short after `wait_s` seconds."""
     need, total = needs(cfg), ray.cluster_resources()
-    largest = _largest_cluster(total)
+    largest, grows = _ceiling(total)
     if largest is not None and _short(need, largest):
-        raise AuditError(_message(cfg, need, largest, "the Ray cluster has"))
+        raise AuditError(_message(cfg, need, largest, "the Ray cluster can grow to" if grows else
+                                  "the Ray cluster has"))
     deadline = time.monotonic() + wait_s
     while _short(need, free := ray.available_resources()):
-        if largest is None:
+        if grows:
             log.warning("the audit needs %s; the cluster has %s free now and may add nodes (an autoscaler): "
                         "it waits for them", _amounts(need), _amounts(free))
             return
@@ -75,23 +77,24 @@ def _message(cfg: AuditConfig, need: dict[str, float], have: dict[str, float], h
             f"{_amounts(have)}{held}. Lower {', '.join(fixes)}, free resources, or add nodes")
 
 
-def _largest_cluster(total: dict[str, float]) -> dict[str, float] | None:
-    """The most resources the cluster can have: an autoscaler's configured maximum (autoscaler v2),
-    what it has now when its size is fixed, None when an autoscaler may add nodes."""
+def _ceiling(total: dict[str, float]) -> tuple[dict[str, float] | None, bool]:
+    """The most resources the cluster can have (None: unknown), and whether an autoscaler may add
+    nodes: an autoscaler's configured maximum (autoscaler v2), else what it has now where its size
+    is fixed."""
     try:  # Ray's private state API, as Ray Train's and Ray Data's own checks use it
         configured = ray._private.state.state.get_max_resources_from_cluster_config()
-    except Exception:  # noqa: BLE001 - an older or newer Ray: fall back on the cluster's size
+    except Exception:  # noqa: BLE001 - an older or newer Ray: judge by the cluster's size
         configured = None
     if configured:
-        return {k: float(v) for k, v in configured.items()}
-    return total if _fixed_size() else None
+        return {k: float(v) for k, v in configured.items()}, True
+    return (total, False) if _fixed_size() else (None, True)
 
 
 def _fixed_size() -> bool:
     """Whether no autoscaler can add nodes: Ray was started by this process (a local instance), or
     the autoscaler runs read-only (nodes started by hand, each its own node type "node_<id>")."""
-    node = ray._private.worker._global_node
-    if node is not None and node.head:
+    node = getattr(ray._private.worker, "_global_node", None)  # set where this process joined Ray
+    if node is not None and getattr(node, "head", False):
         return True
     try:
         from ray._private.ray_constants import DEBUG_AUTOSCALING_STATUS
