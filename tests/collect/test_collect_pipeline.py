@@ -11,10 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import yaml
+from stub_inputs import read_responses, write_endpoints, write_suite  # tests/collect/stub_inputs.py
 
 from valuecsv_ray.collect.config import load_collect_config
 from valuecsv_ray.collect.pipeline import RESPONSES, CollectError, run_collect
@@ -38,48 +37,6 @@ FAULTS = {  # prompt -> the stub's answer per attempt (counted per model: beta's
 }
 
 
-def write_suite(path: Path, prompts: list[str]) -> Path:
-    path.write_text(
-        "".join(json.dumps({"id": i, "prompt": p}, ensure_ascii=False) + "\n" for i, p in enumerate(prompts)),
-        encoding="utf-8",
-    )
-    return path
-
-
-def write_endpoints(path: Path, base_url: str, **common) -> Path:
-    endpoints = [
-        {
-            "name": "alpha",
-            "base_url": base_url,
-            "model": "stub-a",
-            "api_key_env": "STUB_KEY",
-            "max_in_flight": 3,
-            "timeout_s": 0.5,
-            "max_attempts": 3,
-            **common,
-        },
-        {
-            "name": "beta",
-            "base_url": base_url,
-            "model": "stub-b",
-            "api_key_env": "STUB_KEY",
-            "max_in_flight": 2,
-            "samples": 2,
-            "temperature": 0.7,
-            "seed": 7,
-            "timeout_s": 0.5,
-            "max_attempts": 3,
-            **common,
-        },
-    ]
-    path.write_text(yaml.safe_dump({"endpoints": endpoints}), encoding="utf-8")
-    return path
-
-
-def read_responses(out: Path) -> pd.DataFrame:
-    return pq.read_table(out / RESPONSES).to_pandas()
-
-
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
     """The most intervals open at one moment."""
     events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
@@ -88,11 +45,6 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
         now += step
         best = max(best, now)
     return best
-
-
-@pytest.fixture
-def stub_key(monkeypatch):
-    monkeypatch.setenv("STUB_KEY", "sk-stub")
 
 
 def test_every_request_ends_as_one_row_with_its_status(ray_local, tmp_path, stub_key):

@@ -58,7 +58,7 @@ def format_collect_summary(summary: dict) -> str:
     if "this_run" in summary:
         run = summary["this_run"]
         lines.append(
-            f"this run: {run['rows_answered']} answers, {run['tokens']} tokens, cost {run['cost']:.4g}"
+            f"this run: {run['rows_asked']} rows asked, {run['tokens']} tokens, cost {run['cost']:.4g}"
             + (f"; stopped: {run['stopped']}" if run["stopped"] else "")
         )
     return "\n".join(lines)

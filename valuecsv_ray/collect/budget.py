@@ -19,8 +19,10 @@ import pandas as pd
 
 from valuecsv_ray.collect.config import Endpoint
 from valuecsv_ray.collect.requester import Outcome
+from valuecsv_ray.collect.schema import EMPTY, OK, TRUNCATED
 
 TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens")
+ANSWERED = (OK, EMPTY, TRUNCATED)  # statuses of a completion (the others never carry usage)
 
 
 def row_tokens(prompt_tokens: int | None, completion_tokens: int | None, total_tokens: int | None) -> int:
@@ -56,16 +58,18 @@ def spend(frame: pd.DataFrame, endpoints: dict[str, Endpoint]) -> tuple[int, flo
 
 def usage(frame: pd.DataFrame, endpoints: list[Endpoint]) -> dict:
     """Tokens and cost per endpoint and in total of the answers in `frame` (RESPONSE_SCHEMA rows);
-    cost is None for an endpoint without prices, and the total counts priced endpoints only."""
+    cost is None for an endpoint without prices, and the total counts priced endpoints only.
+    `rows_without_usage`: completions the server reported no usage for (they count 0)."""
     named = {e.name: e for e in endpoints}
     by_endpoint = {}
     for model, rows in frame.groupby("model") if len(frame) else ():
         counts = {k: int(rows[k].fillna(0).sum()) for k in TOKENS}
-        counts["rows_without_usage"] = int(rows[list(TOKENS)].isna().all(axis=1).sum())
-        counts["cost"] = spend(rows, named)[1] if model in named and named[model].priced() else None
+        answered = rows["status"].isin(ANSWERED) if "status" in rows else True
+        counts["rows_without_usage"] = int((rows[list(TOKENS)].isna().all(axis=1) & answered).sum())
+        counts["cost"] = round(spend(rows, named)[1], 9) if model in named and named[model].priced() else None
         by_endpoint[model] = counts
     total = {k: sum(c[k] for c in by_endpoint.values()) for k in (*TOKENS, "rows_without_usage")}
-    total["cost"] = sum(c["cost"] or 0.0 for c in by_endpoint.values())
+    total["cost"] = round(sum(c["cost"] or 0.0 for c in by_endpoint.values()), 9)
     return {"by_endpoint": by_endpoint, "total": total}
 
 
@@ -120,4 +124,5 @@ class Budget:
             return
         tokens = row_tokens(outcome.prompt_tokens, outcome.completion_tokens, outcome.total_tokens)
         cost = row_cost(endpoint, outcome.prompt_tokens, outcome.completion_tokens)
-        self._spent |= not await self._meter.charge.remote(tokens, cost)
+        if tokens or cost:  # a failure costs nothing, and asks nothing of the Meter
+            self._spent |= not await self._meter.charge.remote(tokens, cost)

@@ -208,7 +208,7 @@ def _ask_all(
 
 
 class _Tally:
-    """What this run's actors reported: rows answered and not asked, errors, retries, usage."""
+    """What this run's actors reported: rows asked (any status) and not asked, errors, retries, usage."""
 
     def __init__(self, endpoints: dict[str, Endpoint], rows_to_ask: int):
         self.endpoints, self.rows_to_ask = endpoints, rows_to_ask
@@ -234,10 +234,10 @@ class _Tally:
         not_asked = int((frame["status"] == NOT_ASKED).sum())
         return {
             "rows_to_ask": self.rows_to_ask,
-            "rows_answered": len(frame) - not_asked,
+            "rows_asked": len(frame) - not_asked,
             "rows_not_asked": not_asked,
             "tokens": self.tokens,
-            "cost": self.cost,
+            "cost": round(self.cost, 9),
         }
 
 
