@@ -331,3 +331,26 @@ def test_small_helpers(common):
     assert common.percentile_ms(latencies, 99) == pytest.approx(1000 * np.percentile(latencies, 99))
     assert math.isnan(common.percentile_ms([], 50))
     assert common.at_least(700.0, 700) is True and common.at_least(float("nan"), 1) is None
+
+
+@pytest.mark.integration
+def test_the_dry_run_goes_through_every_part_and_every_engine_option(tmp_path, shared_data):
+    """`bash bench/gpu_suite.sh --dry-run` as a user runs it here (CPU, tiny models): every part ends
+    ok, every engine path and option is measured, and the table comes last."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "GPU_SUITE_DATA": str(shared_data)}
+    command = ["bash", str(BENCH / "gpu_suite.sh"), "--dry-run", "--work", str(tmp_path / "work")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert {p: s["status"] for p, s in summary["parts"].items()} == dict.fromkeys(
+        ("prep", "engine", "train", "audit", "serve"), "ok")
+    engine = json.loads((tmp_path / "out" / "engine.json").read_text())["steps"]
+    for step in ("padded", "slim+compile", "reference", "+gelu", "+fp8", "+cudnn"):
+        assert engine[step]["status"] == "ok", (step, engine[step])
+    assert engine["+fp8"]["options"]["precision"] == "fp8" and engine["+gelu"]["options"]["gelu"] == "fused"
+    audit = json.loads((tmp_path / "out" / "audit.json").read_text())
+    assert audit["steps"]["audit"]["rows_scored"] == summary["plan"]["audit_rows"]
+    assert "| part | measure | result | target | met |" in done.stdout
