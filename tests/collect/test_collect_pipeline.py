@@ -109,11 +109,17 @@ def test_rerun_asks_nothing_again_and_a_changed_plan_is_refused(ray_local, tmp_p
             run_collect(load_collect_config(None, settings), progress=False)
 
 
-def test_a_killed_run_resumes_sending_only_the_missing_requests(tmp_path, stub_key):
-    """`valuecsv-ray collect` killed midway (SIGKILL to its process group), then run again."""
+def test_a_killed_run_loses_only_its_last_answers_and_resumes_sending_only_the_missing_requests(
+    tmp_path, stub_key
+):
+    """`valuecsv-ray collect` killed midway (SIGKILL to its process group), then run again. Every
+    15th prompt is slow (its first attempt times out after 8 s), so batches stay open long after
+    most of their answers came: an answer the stub sent more than flush_s (+ slack for a loaded
+    machine) before the kill must be on disk, whatever else its batch waits for."""
     prompts = [f"问题{i}：如何看待公平？" for i in range(60)]
-    with StubLLM(latency_s=0.25) as stub:
-        endpoints = write_endpoints(tmp_path / "e.yaml", stub.base_url, timeout_s=5)
+    flush_s, slack_s = 0.5, 2.5
+    with StubLLM(latency_s=0.25, faults={p: ["slow"] for p in prompts[::15]}, slow_s=20) as stub:
+        endpoints = write_endpoints(tmp_path / "e.yaml", stub.base_url, timeout_s=8)
         args = [
             str(Path(sys.executable).with_name("valuecsv-ray")),
             "collect",
@@ -125,23 +131,31 @@ def test_a_killed_run_resumes_sending_only_the_missing_requests(tmp_path, stub_k
             str(tmp_path / "out"),
             "--batch-size",
             "6",
+            "--flush-s",
+            str(flush_s),
         ]
         env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
         with (tmp_path / "first.log").open("w") as log:
             proc = subprocess.Popen(
                 args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-            parts = tmp_path / "out" / RESPONSES
             deadline = time.monotonic() + 120
-            while (
-                len(list(parts.glob("*.parquet"))) < 4 and time.monotonic() < deadline and proc.poll() is None
-            ):
-                time.sleep(0.2)
+            while time.monotonic() < deadline and proc.poll() is None:  # 45 answers, the first 4 s old
+                answers = [r.t_end for r in stub.requests() if r.status == 200]
+                if len(answers) >= 45 and time.monotonic() - min(answers) > 4:
+                    break
+                time.sleep(0.1)
+            killed_at = time.monotonic()
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        _wait_until_quiet(stub)  # the killed run's Ray workers notice and exit (one may finish a batch)
+        _wait_until_quiet(stub)  # the killed run's Ray workers notice and exit
         first = read_responses(tmp_path / "out")
         assert 0 < len(first) < 180, (tmp_path / "first.log").read_text()[-2000:]
+        answered_before = {
+            (r.model, r.prompt, (r.body or {}).get("seed"))
+            for r in stub.requests()
+            if r.status == 200 and r.t_end < killed_at - flush_s - slack_s
+        }
         stub.reset()
         done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -150,6 +164,8 @@ def test_a_killed_run_resumes_sending_only_the_missing_requests(tmp_path, stub_k
     assert len(rows) == 60 * 3 and rows["id"].is_unique
     seeds = [None if m == "alpha" else 7 + s for m, s in zip(first["model"], first["sample"], strict=True)]
     already = set(zip(first["api_model"], first["prompt"], seeds, strict=True))
+    assert len(answered_before) >= 15  # the kill came well after many answers
+    assert answered_before <= already, "an answer was lost long after it came"
     asked = [(r.model, r.prompt, (r.body or {}).get("seed")) for r in second]
     assert not already & set(asked), "a request answered in the first run was sent again"
     # the rerun asked what it found missing, each once but for its own retries (a request that
