@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from valuecsv_ray.collect.config import Endpoint, load_endpoints
+from valuecsv_ray.collect.config import Endpoint, load_collect_config, load_endpoints
 from valuecsv_ray.settings import ConfigError
 
 QWEN = {"name": "qwen-7b", "base_url": "http://127.0.0.1:8000/v1", "model": "Qwen/Qwen2.5-7B-Instruct",
@@ -61,10 +61,12 @@ def test_every_problem_in_a_bad_file_is_reported_at_once(tmp_path):
 def test_every_invalid_value_names_its_key(tmp_path):
     entry = {"name": "has space", "base_url": "ftp://x", "model": "", "api_key_env": "sk-abc123",
              "max_attempts": 0, "samples": 1.5, "timeout_s": -1, "requests_per_second": 0, "max_tokens": 0,
-             "temperature": -0.1, "seed": -1, "max_in_flight": True}
+             "temperature": -0.1, "seed": -1, "max_in_flight": True, "input_price_per_million": -1,
+             "output_price_per_million": "cheap"}
     lines = problems(write(tmp_path, [entry]))
     keys = ["name", "base_url", "model", "api_key_env", "max_in_flight", "max_attempts", "samples",
-            "timeout_s", "requests_per_second", "max_tokens", "temperature", "seed"]
+            "timeout_s", "requests_per_second", "max_tokens", "temperature", "seed",
+            "input_price_per_million", "output_price_per_million"]
     assert len(lines) == len(keys), lines
     for key in keys:
         assert any(f"endpoints[0] (has space): {key} " in line for line in lines), key
@@ -78,6 +80,20 @@ def test_a_key_in_the_file_is_refused_without_echoing_it(tmp_path, key):
     assert lines == [f"{path} endpoints[1] (qwen-7b): API keys must not be in the file; set api_key_env to "
                      "the NAME of an environment variable that holds the key"]
     assert not any("sk-secret-123" in line for line in lines)
+
+
+def test_collect_settings_of_budgets_and_writes_name_their_key():
+    run = {"suites": ["quest100"], "endpoints": "e.yaml", "out": "o"}
+    bad = {"max_total_tokens": 0, "max_cost": -1, "flush_s": 0, "redo_failed": "yes"}
+    with pytest.raises(ConfigError) as e:
+        load_collect_config(None, {**run, **bad})
+    lines = str(e.value).splitlines()[1:]
+    assert [line.split()[0] for line in lines] == list(bad)
+    cfg = load_collect_config(None, {**run, "max_cost": 2.5})
+    assert (cfg.max_cost, cfg.max_total_tokens, cfg.flush_s, cfg.redo_failed) == (2.5, None, 2.0, False)
+    priced = Endpoint(**QWEN, input_price_per_million=0.5, output_price_per_million=1.5)
+    assert cfg.unpriced([priced]) == [] and "'gpt-4o'" in cfg.unpriced([priced, Endpoint(**GPT)])[0]
+    assert priced.params_json() == Endpoint(**QWEN).params_json()  # a price changes no answer
 
 
 def test_a_duplicated_name_is_refused(tmp_path):
