@@ -81,7 +81,9 @@ def redo_summary(responses: pd.DataFrame, out: str) -> dict | None:
     old = superseded(out, ["status"])
     if not len(old):
         return None
-    now = responses.set_index("id")["status"] if len(responses) else pd.Series(dtype=str)
+    now = (
+        responses.drop_duplicates("id").set_index("id")["status"] if len(responses) else pd.Series(dtype=str)
+    )
     ended = now.reindex(old["id"].unique()).fillna("not_asked")
     return {
         "retried": len(old),
