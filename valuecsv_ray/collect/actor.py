@@ -12,6 +12,7 @@ returns is a report for the driver's progress bar, not the data.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
 from dataclasses import fields
@@ -84,21 +85,21 @@ class Requester:
     async def __call__(self, batch: pa.Table) -> pa.Table:
         if not self._gates:  # made on the actor's event loop, shared by the batches it runs at once
             self._gates = {n: Gate(self.shares[n], self.rates[n]) for n in self.endpoints}
-        ids = batch["id"].to_pylist()
-        writer = PartWriter(self.folder, f"{ids[0]}\0{ids[-1]}\0{len(ids)}", self.flush_s)
+        rows = batch.to_pylist()
+        ids = [r["id"] for r in rows]
+        key = f"{ids[0]}\0{ids[-1]}\0{len(ids)}"
+        writer = PartWriter(self.folder, key, self.flush_s, build=functools.partial(_answered, batch))
         earlier = await writer.written()  # a retried task: what its first try wrote stays
         skip = set(earlier["id"].to_pylist()) if earlier is not None else set()
         todo = [i for i, row_id in enumerate(ids) if row_id not in skip]
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             async with writer.flushing():
-                outcomes = await asyncio.gather(
-                    *(self._row(session, batch.slice(i, 1), writer) for i in todo)
-                )
+                outcomes = await asyncio.gather(*(self._row(session, i, rows[i], writer) for i in todo))
         return _report(batch.take(todo), outcomes, earlier)
 
-    async def _row(self, session: aiohttp.ClientSession, planned: pa.Table, writer: PartWriter) -> Outcome:
-        """One row asked, written at once when answered (not when the budget left it unasked)."""
-        row = planned.to_pylist()[0]
+    async def _row(self, session: aiohttp.ClientSession, i: int, row: dict, writer: PartWriter) -> Outcome:
+        """Row i of the batch asked, and handed to the writer when answered (not when the budget
+        left it unasked)."""
         endpoint = self.endpoints[row["model"]]
         outcome = await ask(
             session,
@@ -111,21 +112,28 @@ class Requester:
             may_start=self.budget.may_start,
         )
         if outcome.status != NOT_ASKED:
-            writer.add(response_table(planned, [outcome]))
+            writer.add((i, outcome, datetime.now(timezone.utc)))
             await self.budget.charge(endpoint, outcome)
         return outcome
 
 
-def response_table(planned: pa.Table, outcomes: list[Outcome]) -> pa.Table:
-    """Planned rows and their outcomes as RESPONSE_SCHEMA rows."""
-    now = datetime.now(timezone.utc)
+def response_table(
+    planned: pa.Table, outcomes: list[Outcome], finished: list[datetime] | None = None
+) -> pa.Table:
+    """Planned rows and their outcomes as RESPONSE_SCHEMA rows; `finished` the times they were
+    final (default: now)."""
     columns = {c: planned[c] for c in PLAN_COLUMNS}
     for name in OUTCOME_COLUMNS:
         columns[name] = pa.array([getattr(o, name) for o in outcomes], type=RESPONSE_SCHEMA.field(name).type)
-    columns["finished_at"] = pa.array(
-        [now] * planned.num_rows, type=RESPONSE_SCHEMA.field("finished_at").type
-    )
+    finished = finished or [datetime.now(timezone.utc)] * planned.num_rows
+    columns["finished_at"] = pa.array(finished, type=RESPONSE_SCHEMA.field("finished_at").type)
     return pa.table(columns).select(RESPONSE_SCHEMA.names).cast(RESPONSE_SCHEMA)
+
+
+def _answered(batch: pa.Table, done: list[tuple[int, Outcome, datetime]]) -> pa.Table:
+    """The rows of `batch` answered (index, outcome, when), as RESPONSE_SCHEMA rows."""
+    index, outcomes, finished = zip(*done, strict=True)
+    return response_table(batch.take(list(index)), list(outcomes), list(finished))
 
 
 def _report(asked: pa.Table, outcomes: list[Outcome], earlier: pa.Table | None) -> pa.Table:

@@ -1,9 +1,9 @@
 """One batch's answers written as they arrive: small part files, so a kill loses little.
 
-    writer = PartWriter("out/responses", batch_key, flush_s=2.0)
+    writer = PartWriter("out/responses", batch_key, flush_s=2.0, build=to_table)
     earlier = await writer.written()          # rows an earlier try of this batch already wrote
     async with writer.flushing():             # a flush every flush_s, and a last one at the end
-        ... writer.add(rows) as each answer comes ...
+        ... writer.add(answer) as each answer comes; a flush writes build(answers) ...
 
 A batch's files are `part-<hash of the batch>-<sequence>.parquet`, each written whole (temporary
 name and rename, or one upload), in sequence. An answer waits at most `flush_s` (and the write)
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,12 +27,19 @@ from valuecsv_ray.storage import exists, join, parquet_files, write_table
 
 
 class PartWriter:
-    """The part files of one batch of rows, flushed every `flush_s` seconds and at its end."""
+    """The part files of one batch of rows, flushed every `flush_s` seconds and at its end; a
+    flush writes `build(items added since the last one)` (by default the items are tables)."""
 
-    def __init__(self, folder: str, batch_key: str, flush_s: float):
-        self.folder, self.flush_s = folder, flush_s
+    def __init__(
+        self,
+        folder: str,
+        batch_key: str,
+        flush_s: float,
+        build: Callable[[list], pa.Table] = pa.concat_tables,
+    ):
+        self.folder, self.flush_s, self.build = folder, flush_s, build
         self.prefix = f"part-{hashlib.blake2b(batch_key.encode(), digest_size=12).hexdigest()}-"
-        self._pending: list[pa.Table] = []
+        self._pending: list = []
         self._next = 0
         self._lock = asyncio.Lock()
 
@@ -49,15 +57,15 @@ class PartWriter:
         tables = [await asyncio.to_thread(pq.read_table, path, filesystem=fs) for fs, path in ours]
         return pa.concat_tables(tables)
 
-    def add(self, rows: pa.Table) -> None:
-        self._pending.append(rows)
+    def add(self, item) -> None:
+        self._pending.append(item)
 
     async def flush(self) -> None:
         """Write the rows added since the last flush as the batch's next part file."""
         async with self._lock:
             if not self._pending:
                 return
-            table, self._pending = pa.concat_tables(self._pending), []
+            table, self._pending = self.build(self._pending), []
             name, self._next = self.name(self._next), self._next + 1
             await asyncio.to_thread(write_table, table, join(self.folder, name))
 
