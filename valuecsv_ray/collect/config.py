@@ -228,8 +228,7 @@ class CollectConfig:
             return []
         return [
             f"max_cost needs input_price_per_million and output_price_per_million on endpoint "
-            f"{e.name!r}; add them to "
-            f"{self.endpoints}, or budget in tokens with max_total_tokens"
+            f"{e.name!r}; add them to {self.endpoints}, or budget in tokens with max_total_tokens"
             for e in endpoints
             if not e.priced()
         ]
