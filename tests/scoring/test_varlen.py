@@ -295,13 +295,14 @@ def test_auto_attention_that_fails_its_load_check_falls_back_to_flash(tiny_regis
         Ensemble.from_registry(tiny_registry, device="cpu", forward="slim", attention="cudnn")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (FlashAttention-2 varlen kernel)")
-def test_flash_varlen_kernel_matches_the_reference_on_cuda():
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (FlashAttention-2 / cuDNN)")
+@pytest.mark.parametrize("kernel", ["flash", "cudnn"])
+def test_packed_attention_kernels_match_the_reference_on_cuda(kernel):
     g = torch.Generator(device="cuda").manual_seed(0)
     cu = pack(windows((2, 511, 64, 300, 7))).cu_seqlens.cuda()
     q, k, v = (torch.randn(int(cu[-1]), 12, 64, device="cuda", dtype=torch.bfloat16, generator=g)
                for _ in range(3))
-    got = segment_attention(q, k, v, cu, cu, 511, 511)
+    got = segment_attention(q, k, v, cu, cu, 511, 511, kernel=kernel)
     torch.testing.assert_close(got.float(), reference_segment_attention(q, k, v, cu, cu).float(),
                                atol=2e-2, rtol=2e-2)
 
@@ -329,17 +330,6 @@ def test_padding_fraction_matches_the_padded_batches_the_engine_builds():
     pads = sum(int((m == 0).sum()) for m in masks) / sum(m.numel() for m in masks)
     assert len(batches) > 5 and pads > 0
     assert padding_fraction(lengths, batches) == pytest.approx(pads)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (cuDNN attention)")
-def test_cudnn_ragged_kernel_matches_the_reference_on_cuda():
-    g = torch.Generator(device="cuda").manual_seed(0)
-    cu = pack(windows((2, 511, 64, 300, 7))).cu_seqlens.cuda()
-    q, k, v = (torch.randn(int(cu[-1]), 12, 64, device="cuda", dtype=torch.bfloat16, generator=g)
-               for _ in range(3))
-    got = segment_attention(q, k, v, cu, cu, 511, 511, kernel="cudnn")
-    torch.testing.assert_close(got.float(), reference_segment_attention(q, k, v, cu, cu).float(),
-                               atol=2e-2, rtol=2e-2)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
