@@ -11,7 +11,8 @@ Output folder (each step resumes where a previous run stopped; the last two are 
     leaderboard/   one ranked table per weight profile (valuecsv_ray.leaderboard)
     report/        report.md / report.html with the heatmap, profiles, leaderboard and rank chart
 Answers that did not come back (a status other than "ok") are quarantined by the audit with their
-status, never scored.
+status, never scored. `write_eval_report` is the step that joins the audit report and the
+leaderboard's section (also what `valuecsv-ray report` writes).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -31,7 +33,8 @@ from valuecsv_ray.collect.config import CollectConfig
 from valuecsv_ray.collect.pipeline import RESPONSES, CollectResult, run_collect
 from valuecsv_ray.config import load_audit_config
 from valuecsv_ray.leaderboard import leaderboard, load_profiles, presets, write_leaderboard
-from valuecsv_ray.storage import join, local_folder, located
+from valuecsv_ray.leaderboard.report import find_leaderboard, leaderboard_section
+from valuecsv_ray.storage import is_uri, join, local_folder, located
 
 log = logging.getLogger(__name__)
 COLLECT, AUDIT, LEADERBOARD, REPORT = "collect", "audit", "leaderboard", "report"
@@ -43,7 +46,7 @@ class EvalResult:
     collected: CollectResult
     audited: AuditResult
     board: pd.DataFrame  # leaderboard rows: profile, rank, model, score, lo, hi, n_prompts
-    report: dict[str, Path | str]  # write_report's files
+    report: dict[str, Path | str]  # write_eval_report's files
 
 
 def run_eval(
@@ -76,8 +79,18 @@ def run_eval(
     with local_folder(join(out, LEADERBOARD)) as board_dir:  # uploaded at the end where out is a URI
         write_leaderboard(board, board_dir)
         log.info("eval step 4/4: report into %s", join(out, REPORT))
-        report = write_report(audited.stats_dir, join(out, REPORT), leaderboard_dir=board_dir)
+        report = write_eval_report(audited.stats_dir, join(out, REPORT), leaderboard_dir=board_dir)
     return EvalResult(located(out), collected, audited, board, report)
 
 
-__all__ = ["run_eval", "EvalResult", "RESPONSES"]
+def write_eval_report(stats_dir: str | Path, out_dir: str | Path | None = None,
+                      leaderboard_dir: Path | None = None) -> dict[str, Path | str]:
+    """The audit report of `stats_dir` (write_report) with the Leaderboard section and ranks.png of
+    `leaderboard_dir`, else of one found beside a local audit; without one, the audit report alone."""
+    if leaderboard_dir is None and not is_uri(stats_dir):
+        leaderboard_dir = find_leaderboard(Path(stats_dir))
+    sections = [] if leaderboard_dir is None else [partial(leaderboard_section, Path(leaderboard_dir))]
+    return write_report(stats_dir, out_dir, sections)
+
+
+__all__ = ["run_eval", "write_eval_report", "EvalResult", "RESPONSES"]

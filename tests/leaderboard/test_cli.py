@@ -9,9 +9,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from valuecsv_ray.audit.report import write_report
 from valuecsv_ray.audit.stats import StatsError
 from valuecsv_ray.cli.leaderboard import compare_cmd, leaderboard_cmd
+from valuecsv_ray.evaluation import write_eval_report
 from valuecsv_ray.leaderboard.board import load_leaderboard
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -87,7 +87,7 @@ def reported(eval_dir, tax):
     assert run(leaderboard_cmd, eval_dir, *args, "--n-boot", "200").exit_code == 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        paths = write_report(eval_dir / "audit" / "stats", eval_dir / "report")
+        paths = write_eval_report(eval_dir / "audit" / "stats", eval_dir / "report")
     return {"paths": paths, "profiles": profiles, "warnings": caught, "eval": eval_dir}
 
 
@@ -111,8 +111,8 @@ def test_report_gains_the_leaderboard_section_and_ranks_chart(reported):
 
 
 def test_report_takes_an_explicit_leaderboard_and_refuses_a_broken_one(reported, tmp_path):
-    paths = write_report(reported["eval"] / "audit" / "stats", tmp_path / "r",
-                         leaderboard_dir=reported["eval"] / "leaderboard")
+    paths = write_eval_report(reported["eval"] / "audit" / "stats", tmp_path / "r",
+                              leaderboard_dir=reported["eval"] / "leaderboard")
     assert paths["ranks"].is_file()
     with pytest.raises(StatsError, match=re.escape(f"leaderboard {tmp_path}: {tmp_path}: missing")):
-        write_report(reported["eval"] / "audit" / "stats", tmp_path / "r2", leaderboard_dir=tmp_path)
+        write_eval_report(reported["eval"] / "audit" / "stats", tmp_path / "r2", leaderboard_dir=tmp_path)

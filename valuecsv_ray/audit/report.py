@@ -4,18 +4,15 @@
     paths = write_report(Path("out/stats"))  # heatmap.png, profiles.png, report.md, report.html
 
 Reads what `valuecsv_ray.audit.stats.write_stats` wrote, the taxonomy included: columns, labels,
-groups and the title are the taxonomy's. Figures use the Agg canvas directly (no pyplot,
-no global matplotlib state); values are labelled "English 中文" where an installed font has the
-Chinese glyphs, else in English, and characters no font can draw are written as escapes, so
-matplotlib never warns about missing glyphs. When the audit has a leaderboard (written by
-`valuecsv-ray leaderboard`), the report adds its ranked tables and ranks.png
-(valuecsv_ray.leaderboard.report). No torch, no Ray.
+groups and the title are the taxonomy's. Values are labelled "English 中文" where an installed font
+has the Chinese glyphs, else in English (fonts, figures and rendering: valuecsv_ray.report_kit).
+Sections written downstream (the leaderboard's) are passed in by the caller, as `sections`
+(valuecsv_ray.evaluation.write_eval_report). No torch, no Ray.
 """
 
 from __future__ import annotations
 
-import html
-from functools import lru_cache
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +20,22 @@ import numpy as np
 import pandas as pd
 
 from valuecsv_ray.audit.stats import StatsError, load_stats
-from valuecsv_ray.storage import is_uri, join, local_folder, located
+from valuecsv_ray.report_kit import (
+    BASE_FONT,
+    Block,
+    cjk_family,
+    drawable,
+    figure,
+    render_html,
+    render_markdown,
+)
+from valuecsv_ray.storage import join, local_folder, located
 from valuecsv_ray.taxonomy import Taxonomy
 
-_BASE_FONT = "DejaVu Sans"  # ships with matplotlib, so it is always there
-_CJK_HINTS = ("cjk", "han", "hei", "song", "kai", "ming", "wenquanyi", "wqy", "yahei", "pingfang",
-              "fangsong", "droid sans fallback", "ar pl", "noto sans sc", "unifont")
 REPORT_FILES = {"heatmap": "heatmap.png", "profiles": "profiles.png", "markdown": "report.md",
                 "html": "report.html"}  # write_report's keys and file names
-_CSS = ("body{font-family:sans-serif;max-width:72rem;margin:2rem auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:.2rem .5rem}img{max-width:100%}")
-Block = tuple[Any, ...]  # ("h1" | "h2" | "h3" | "p", text) | ("table", header, rows) | ("img", file, alt)
+# A section after the audit's own: (local output folder, taxonomy) -> its blocks and the files it wrote
+Section = Callable[[Path, Taxonomy], tuple[list[Block], dict[str, Path]]]
 
 
 def _pivot(stats: pd.DataFrame, scope: str, keys: list[str], column: str = "mean") -> pd.DataFrame:
@@ -72,56 +74,17 @@ def _count(n: int | None) -> str:
 # --- figures ---------------------------------------------------------------------------------
 
 
-def _open_font(font_path: str):
-    """The FreeType face of a font file, or None where it cannot be read."""
-    from matplotlib.ft2font import FT2Font
-
-    try:
-        return FT2Font(font_path)
-    except (OSError, RuntimeError, ValueError):
-        return None
-
-
-def _covers(font, text: str) -> bool:
-    return font is not None and all(font.get_char_index(ord(ch)) for ch in text)
-
-
-@lru_cache(maxsize=4)
-def _cjk_family(needed: str) -> str | None:
-    """An installed font family that draws every character of `needed` (the Chinese names), or None."""
-    from matplotlib import font_manager
-
-    real = [f for f in font_manager.fontManager.ttflist if "last resort" not in f.name.lower()]  # boxes only
-    entries = sorted(real, key=lambda f: (not any(h in f.name.lower() for h in _CJK_HINTS), f.name))
-    return next((f.name for f in entries if _covers(_open_font(f.fname), needed)), None)
-
-
-@lru_cache(maxsize=4)
-def _fonts(families: tuple[str, ...]) -> tuple[Any, ...]:
-    """The faces matplotlib picks for `families`, in fallback order."""
-    from matplotlib import font_manager
-
-    return tuple(_open_font(font_manager.findfont(font_manager.FontProperties(family=[f]))) for f in families)
-
-
-def _drawable(text: str, families: tuple[str, ...]) -> str:
-    """`text` with characters none of `families` can draw written as escapes, and `$` kept literal."""
-    fonts = _fonts(families)
-    out = [ch if any(_covers(f, ch) for f in fonts) else ascii(ch)[1:-1] for ch in text]
-    return "".join(out).replace("$", r"\$")
-
-
 def _families(taxonomy: Taxonomy) -> tuple[tuple[str, ...], bool]:
     """Font families for figures, and whether they draw the values' Chinese names."""
     needed = "".join(label.zh for label in taxonomy.labels)
-    cjk = _cjk_family(needed) if needed else None
-    return ((cjk, _BASE_FONT) if cjk else (_BASE_FONT,)), cjk is not None
+    cjk = cjk_family(needed) if needed else None
+    return ((cjk, BASE_FONT) if cjk else (BASE_FONT,)), cjk is not None
 
 
 def _value_labels(taxonomy: Taxonomy) -> list[str]:
     """Axis labels of the values: "English 中文" where a font draws the Chinese, else English."""
     families, chinese = _families(taxonomy)
-    return [_drawable(label.name if chinese else label.en, families) for label in taxonomy.labels]
+    return [drawable(label.name if chinese else label.en, families) for label in taxonomy.labels]
 
 
 def _group_runs(taxonomy: Taxonomy) -> tuple[list[float], list[str]]:
@@ -131,15 +94,6 @@ def _group_runs(taxonomy: Taxonomy) -> tuple[list[float], list[str]]:
     return [i - 0.5 for i in starts[1:]], [groups[i] for i in starts]
 
 
-def _figure(size: tuple[float, float]):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _plot_heatmap(table: pd.DataFrame, taxonomy: Taxonomy, path: Path) -> None:
     """Model x value heatmap of mean probability, each cell annotated."""
     from matplotlib import rc_context
@@ -147,11 +101,11 @@ def _plot_heatmap(table: pd.DataFrame, taxonomy: Taxonomy, path: Path) -> None:
     families, _ = _families(taxonomy)
     values = table.to_numpy(dtype=float)
     with rc_context({"font.family": list(families)}):
-        fig = _figure((0.9 * len(taxonomy.labels) + 3.0, 0.5 * len(table) + 2.6))
+        fig = figure((0.9 * len(taxonomy.labels) + 3.0, 0.5 * len(table) + 2.6))
         ax = fig.add_subplot()
         image = ax.imshow(values, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(taxonomy.labels)), _value_labels(taxonomy), rotation=40, ha="right")
-        ax.set_yticks(range(len(table)), [_drawable(str(m), families) for m in table.index])
+        ax.set_yticks(range(len(table)), [drawable(str(m), families) for m in table.index])
         for (i, j), v in np.ndenumerate(values):
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
@@ -172,20 +126,20 @@ def _plot_profiles(stats: pd.DataFrame, taxonomy: Taxonomy, path: Path) -> None:
     means, lows, highs = (_pivot(stats, "value", keys, c) for c in ("mean", "mean_lo", "mean_hi"))
     width = 0.8 / len(means)
     with rc_context({"font.family": list(families)}):
-        fig = _figure((min(18.0, max(10.0, 0.2 * len(keys) * len(means) + 5.0)), 5.0))
+        fig = figure((min(18.0, max(10.0, 0.2 * len(keys) * len(means) + 5.0)), 5.0))
         ax = fig.add_subplot()
         for k, model in enumerate(means.index):
             x = np.arange(len(keys)) + (k - (len(means) - 1) / 2) * width
             m = means.loc[model].to_numpy(float)
             err = [m - lows.loc[model].to_numpy(float), highs.loc[model].to_numpy(float) - m]
-            ax.bar(x, m, width, yerr=err, capsize=2, label=_drawable(str(model), families))
+            ax.bar(x, m, width, yerr=err, capsize=2, label=drawable(str(model), families))
         for boundary in boundaries:
             ax.axvline(boundary, color="grey", linewidth=0.8, linestyle=":")
         ax.set_xticks(range(len(keys)), _value_labels(taxonomy), rotation=40, ha="right")
         ax.set_ylim(0.0, 1.0)
         ax.set_ylabel("mean P(value expressed), 95% CI")
         by_group = f" ({' | '.join(groups)})" if len(groups) > 1 else ""
-        ax.set_title(_drawable(f"Value profile per model{by_group}", families))
+        ax.set_title(drawable(f"Value profile per model{by_group}", families))
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="model")
         fig.savefig(path, dpi=110)
 
@@ -245,66 +199,22 @@ def _blocks(stats: pd.DataFrame, coverage: dict[str, Any], taxonomy: Taxonomy,
     ]
 
 
-def _md_escape(text: str) -> str:
-    """Keep a table cell or paragraph intact in Markdown: no raw HTML, no stray column breaks."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "\\<").replace("\n", " ")
-
-
-def _render_markdown(blocks: list[Block]) -> str:
-    lines: list[str] = []
-    for kind, *rest in blocks:
-        if kind in ("h1", "h2", "h3"):
-            lines += ["#" * int(kind[1]) + " " + _md_escape(rest[0]), ""]
-        elif kind == "p":
-            lines += [_md_escape(rest[0]), ""]
-        elif kind == "img":
-            lines += [f"![{rest[1]}]({rest[0]})", ""]
-        else:
-            header, rows = rest
-            lines += ["| " + " | ".join(_md_escape(h) for h in header) + " |",
-                      "|" + "---|" * len(header)]
-            lines += ["| " + " | ".join(_md_escape(str(c)) for c in row) + " |" for row in rows] + [""]
-    return "\n".join(lines)
-
-
-def _render_html(blocks: list[Block], title: str) -> str:
-    esc = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en">', '<head><meta charset="utf-8">',
-             f"<title>{esc(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
-    for kind, *rest in blocks:
-        if kind in ("h1", "h2", "h3", "p"):
-            parts.append(f"<{kind}>{esc(rest[0])}</{kind}>")
-        elif kind == "img":
-            parts.append(f'<p><img src="{esc(rest[0])}" alt="{esc(rest[1])}"></p>')
-        else:
-            header, rows = rest
-            parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
-            parts += ["<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows]
-            parts.append("</table>")
-    return "\n".join([*parts, "</body>", "</html>", ""])
-
-
 def write_report(stats_dir: str | Path, out_dir: str | Path | None = None,
-                 leaderboard_dir: Path | None = None) -> dict[str, Path | str]:
+                 sections: Sequence[Section] = ()) -> dict[str, Path | str]:
     """Write heatmap.png, profiles.png, report.md and report.html (default: into `stats_dir`; a
-    path or a URI); with a leaderboard (`leaderboard_dir`, else one found beside a local audit)
-    also its section and ranks.png."""
-    from valuecsv_ray.leaderboard.report import find_leaderboard, leaderboard_section
-
+    path or a URI), with each of `sections` appended in order, and the files they write."""
     stats, coverage, taxonomy = load_stats(stats_dir)
     if stats.empty:
         raise StatsError(f"{stats_dir}: stats.parquet has no rows; nothing to report")
     target = str(out_dir if out_dir is not None else stats_dir)
-    if leaderboard_dir is None and not is_uri(stats_dir):
-        leaderboard_dir = find_leaderboard(Path(stats_dir))
     with local_folder(target) as folder:
         paths = {k: folder / name for k, name in REPORT_FILES.items()}
         _plot_heatmap(model_value_table(stats, taxonomy), taxonomy, paths["heatmap"])
         _plot_profiles(stats, taxonomy, paths["profiles"])
         blocks = _blocks(stats, coverage, taxonomy, REPORT_FILES)
-        if leaderboard_dir is not None:
-            section, files = leaderboard_section(Path(leaderboard_dir), folder, taxonomy)
-            blocks, paths = blocks + section, paths | files
-        paths["markdown"].write_text(_render_markdown(blocks), encoding="utf-8")
-        paths["html"].write_text(_render_html(blocks, f"{taxonomy.title} audit"), encoding="utf-8")
+        for section in sections:
+            more, files = section(folder, taxonomy)
+            blocks, paths = blocks + more, paths | files
+        paths["markdown"].write_text(render_markdown(blocks), encoding="utf-8")
+        paths["html"].write_text(render_html(blocks, f"{taxonomy.title} audit"), encoding="utf-8")
     return {k: located(join(target, p.name)) for k, p in paths.items()}

@@ -61,11 +61,11 @@ def format_summary(summary: dict) -> str:
 def report_cmd(stats_dir: str, out_dir: str | None) -> None:
     """Write report.md / report.html with a model x value heatmap and per-model profiles, for the
     values of the taxonomy recorded in STATS_DIR."""
-    from valuecsv_ray.audit.report import write_report
     from valuecsv_ray.audit.stats import StatsError
+    from valuecsv_ray.evaluation import write_eval_report
 
     try:
-        written = write_report(stats_dir, out_dir)
+        written = write_eval_report(stats_dir, out_dir)
     except (StatsError, OSError) as e:
         fail(str(e))
     for name, path in written.items():

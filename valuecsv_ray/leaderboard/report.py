@@ -2,8 +2,9 @@
 
     blocks, files = leaderboard_section(find_leaderboard(stats_dir), out_dir, taxonomy)
 
-`valuecsv_ray.audit.report.write_report` calls this when a leaderboard is given or found beside
-the audit (see find_leaderboard); ranks.png shows how each model's rank moves between profiles.
+`valuecsv_ray.evaluation.write_eval_report` passes it to `valuecsv_ray.audit.report.write_report`
+as a section when a leaderboard is given or found beside the audit (see find_leaderboard);
+ranks.png shows how each model's rank moves between profiles.
 No torch, no Ray.
 """
 
@@ -14,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from valuecsv_ray.audit.report import _BASE_FONT, Block, _cjk_family, _drawable, _figure
 from valuecsv_ray.audit.stats import StatsError
 from valuecsv_ray.leaderboard.board import LEADERBOARD_FILES, leaderboard_dir_for, load_leaderboard
 from valuecsv_ray.leaderboard.profiles import LeaderboardError
+from valuecsv_ray.report_kit import BASE_FONT, Block, cjk_family, drawable, figure
 from valuecsv_ray.taxonomy import Taxonomy
 
 RANKS_FILE = "ranks.png"
@@ -32,8 +33,8 @@ def find_leaderboard(stats_dir: Path) -> Path | None:
 def _families(texts: list[str]) -> tuple[str, ...]:
     """Font families that draw `texts` (model and profile names), a CJK one first where needed."""
     needed = "".join(sorted({ch for text in texts for ch in text if ord(ch) > 0x2FF}))
-    cjk = _cjk_family(needed) if needed else None
-    return (cjk, _BASE_FONT) if cjk else (_BASE_FONT,)
+    cjk = cjk_family(needed) if needed else None
+    return (cjk, BASE_FONT) if cjk else (BASE_FONT,)
 
 
 def plot_ranks(board: pd.DataFrame, path: Path) -> None:
@@ -45,15 +46,15 @@ def plot_ranks(board: pd.DataFrame, path: Path) -> None:
     families = _families([*map(str, ranks.index), *profiles])
     n_models = len(ranks)
     with rc_context({"font.family": list(families)}):
-        fig = _figure((max(5.0, 1.6 * len(profiles) + 3.5), max(3.0, 0.45 * n_models + 1.8)))
+        fig = figure((max(5.0, 1.6 * len(profiles) + 3.5), max(3.0, 0.45 * n_models + 1.8)))
         ax = fig.add_subplot()
         x = np.arange(len(profiles))
         for model, row in ranks.iterrows():
             y = row.to_numpy(dtype=float)
             line = ax.plot(x, y, marker="o", linewidth=2)[0]
-            ax.annotate(_drawable(str(model), families), (x[-1], y[-1]), xytext=(8, 0),
+            ax.annotate(drawable(str(model), families), (x[-1], y[-1]), xytext=(8, 0),
                         textcoords="offset points", va="center", fontsize=8, color=line.get_color())
-        ax.set_xticks(x, [_drawable(p, families) for p in profiles])
+        ax.set_xticks(x, [drawable(p, families) for p in profiles])
         ax.set_yticks(range(1, n_models + 1))
         ax.set_ylim(n_models + 0.5, 0.5)  # rank 1 at the top
         ax.set_xlim(-0.3, len(profiles) - 1 + max(0.8, 0.3 * len(profiles)))
