@@ -27,6 +27,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from valuecsv_ray.errors import ValuecsvError
+
 log = logging.getLogger(__name__)
 
 TINY = "tiny"
@@ -117,5 +119,5 @@ def quiet_hf_progress() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-class BackboneError(RuntimeError):
+class BackboneError(ValuecsvError, RuntimeError):
     """A backbone name or folder that cannot be loaded."""

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from valuecsv_ray.errors import ValuecsvError
+
 BASE_URL_ENV = "VALUECSV_FETCH_BASE_URL"
 
 
@@ -56,7 +58,7 @@ VALUECSV5000_URL = KNOWN_FILES["valuecsv5000"].url
 VALUECSV5000_SHA256 = KNOWN_FILES["valuecsv5000"].sha256
 
 
-class FetchError(RuntimeError):
+class FetchError(ValuecsvError, RuntimeError):
     """The download failed or gave a file with the wrong checksum."""
 
 

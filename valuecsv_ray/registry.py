@@ -37,6 +37,7 @@ import pandas as pd
 
 from valuecsv_ray import __version__
 from valuecsv_ray.config import TRAIN_RUNTIME_KEYS
+from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.registry_store import (
     fetch_registry,
     file_checksums,
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer_config.json", EVALUATOR_FILE)
 
 
-class RegistryError(RuntimeError):
+class RegistryError(ValuecsvError, RuntimeError):
     """A registry folder that is missing, incomplete or from a different job."""
 
 

@@ -24,8 +24,10 @@ from typing import Any
 
 import yaml
 
+from valuecsv_ray.errors import ValuecsvError
 
-class ConfigError(ValueError):
+
+class ConfigError(ValuecsvError, ValueError):
     """One or more invalid settings; the message lists all of them."""
 
 

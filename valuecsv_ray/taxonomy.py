@@ -21,12 +21,14 @@ from pathlib import Path
 
 import yaml
 
+from valuecsv_ray.errors import ValuecsvError
+
 DEFAULT_TAXONOMY = "core-socialist-values"
 _ID = re.compile(r"[a-z][a-z0-9_]*")
 _FIELDS = ("id", "en", "zh", "group", "column")
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(ValuecsvError, ValueError):
     """A taxonomy file or record that cannot be used; the message lists every problem."""
 
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from valuecsv_ray.config import AUDIT_RUNTIME_KEYS, AuditConfig
+from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.settings import changed_settings
 from valuecsv_ray.storage import is_file, join, read_parquet, read_text, write_text
 
@@ -24,7 +25,7 @@ SCORES, QUARANTINE, STATS = "scores", "quarantine", "stats"
 SUMMARY, RECORD = "summary.json", "audit.json"
 
 
-class AuditError(RuntimeError):
+class AuditError(ValuecsvError, RuntimeError):
     """An audit that cannot start or whose output does not add up."""
 
 

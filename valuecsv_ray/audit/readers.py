@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from valuecsv_ray.config import InputSpec
+from valuecsv_ray.errors import ValuecsvError
 
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
 
@@ -69,7 +70,7 @@ _BOM = b"\xef\xbb\xbf"
 _SURROGATE = re.compile("[\ud800-\udfff]")  # undecodable bytes (surrogateescape) or lone JSON escapes
 
 
-class InputError(ValueError):
+class InputError(ValuecsvError, ValueError):
     """An input spec or file cannot be read as asked; the message says which and how to fix it."""
 
 

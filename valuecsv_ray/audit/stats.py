@@ -29,6 +29,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from valuecsv_ray.audit.schema import STATS_SCHEMA, label_columns, prob_columns
+from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.storage import (
     exists,
     is_file,
@@ -50,7 +51,7 @@ STATS_FILES = {"parquet": "stats.parquet", "csv": "stats.csv", "coverage": "cove
                "taxonomy": "taxonomy.json"}
 
 
-class StatsError(ValueError):
+class StatsError(ValuecsvError, ValueError):
     """The scores or stats given cannot be summarised or loaded; the message says where and why."""
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import click
 
-from valuecsv_ray.cli.options import fail, given, options_from
+from valuecsv_ray.cli.options import Group, given, options_from
 from valuecsv_ray.config import ConfigError, ServeConfig, TrainConfig, load_train_config
 from valuecsv_ray.settings import parse_overrides
-from valuecsv_ray.taxonomy import Label, TaxonomyError
+from valuecsv_ray.taxonomy import Label
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -24,7 +24,7 @@ def _setup_logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
-@click.group()
+@click.group(cls=Group)
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
 def main(verbose: bool) -> None:
     """Train, serve and run value evaluators for Chinese LLM outputs on Ray."""
@@ -53,24 +53,10 @@ def train(config_path: str | None, overrides: tuple[str, ...], address: str | No
     if address:
         connect(address)
 
-    path = _run_or_exit(lambda: train_all(cfg))
+    path = train_all(cfg)
     registry = load_registry(path)
     click.echo(f"\nregistry {registry.registry_id} at {path}\n")
     click.echo(format_metrics_table(metrics_table(registry.manifest)))
-
-
-def _run_or_exit(fn):
-    """Run fn; turn the project's expected errors into a message and exit status 1."""
-    from valuecsv_ray.backbone import BackboneError
-    from valuecsv_ray.fetch import FetchError
-    from valuecsv_ray.registry import RegistryError
-    from valuecsv_ray.train.annotated import DataError
-    from valuecsv_ray.train.runner import TrainingError
-
-    try:
-        return fn()
-    except (DataError, RegistryError, TrainingError, BackboneError, FetchError, TaxonomyError) as e:
-        fail(str(e))
 
 
 @main.group()
@@ -84,7 +70,7 @@ def registry_show(path: str) -> None:
     """Print per-value test metrics (acc, P, R, F1, AUC, threshold, n_test) and macro means."""
     from valuecsv_ray.registry import format_metrics_table, load_registry, metrics_table
 
-    reg = _run_or_exit(lambda: load_registry(path))
+    reg = load_registry(path)
     m = reg.manifest
     click.echo(f"registry {reg.registry_id}  taxonomy={reg.taxonomy.name}  mode={m['mode']}  "
                f"backbone={m['backbone']}  data sha256={m['data']['sha256'][:12]}  "
@@ -102,7 +88,7 @@ def registry_evaluate(path: str, device: str | None) -> None:
     from valuecsv_ray.registry import format_metrics_table, metrics_table
     from valuecsv_ray.train.evaluate import reevaluate_registry
 
-    manifest = _run_or_exit(lambda: reevaluate_registry(Path(path), device))
+    manifest = reevaluate_registry(Path(path), device)
     click.echo(f"registry {manifest['registry_id']} re-evaluated\n")
     click.echo(format_metrics_table(metrics_table(manifest)))
 
@@ -125,7 +111,7 @@ def data_fetch(dest: str, datasets: tuple[str, ...]) -> None:
 
     names = list(KNOWN_FILES) if "all" in datasets else dict.fromkeys(datasets)
     for name in names:
-        path = _run_or_exit(lambda name=name: fetch(name, Path(dest)))
+        path = fetch(name, Path(dest))
         click.echo(f"ok: {path} (sha256 verified)")
 
 
@@ -138,8 +124,8 @@ def data_check(path: str, skip_bad_rows: bool, taxonomy: str | None) -> None:
     from valuecsv_ray.taxonomy import load_taxonomy
     from valuecsv_ray.train.annotated import load_annotated
 
-    tax = _run_or_exit(lambda: load_taxonomy(taxonomy))
-    loaded = _run_or_exit(lambda: load_annotated(path, tax, skip_bad_rows=skip_bad_rows))
+    tax = load_taxonomy(taxonomy)
+    loaded = load_annotated(path, tax, skip_bad_rows=skip_bad_rows)
     click.echo(f"{loaded.source}: {len(loaded)} samples, sha256 {loaded.sha256}")
     for note in loaded.excluded:
         click.echo(f"excluded: {note}")
@@ -181,7 +167,7 @@ def serve_cmd(host: str, port: int, address: str | None, **flags) -> None:
         cfg = serve_config(given(flags))
     except ConfigError as e:
         raise click.UsageError(str(e)) from e
-    _run_or_exit(lambda: load_registry(cfg.registry))
+    load_registry(cfg.registry)
     connect(address)
     serve.start(http_options={"host": host, "port": port}, controller_options=controller_options())
     app = app_builder(cfg.to_dict())
@@ -201,7 +187,7 @@ def score_cmd(texts: tuple[str, ...], registry: str | None, url: str, token: str
     if registry:
         from valuecsv_ray.scoring.engine import Ensemble
 
-        engine = _run_or_exit(lambda: Ensemble.from_registry(registry))
+        engine = Ensemble.from_registry(registry)
         results, labels = engine.score(list(texts)).to_records(), list(engine.taxonomy.labels)
     else:
         results, labels = _query(url, list(texts), token)
@@ -210,16 +196,13 @@ def score_cmd(texts: tuple[str, ...], registry: str | None, url: str, token: str
 
 def _query(url: str, texts: list[str], token: str | None) -> tuple[list[dict], list[Label]]:
     """The endpoint's scores and its values (/v1/values); retries while it is busy or restarting,
-    exits 1 with a message otherwise."""
-    from valuecsv_ray.scoring.client import EndpointError, request_json, score_texts
+    raises EndpointError otherwise."""
+    from valuecsv_ray.scoring.client import request_json, score_texts
 
-    try:
-        results = score_texts(url, texts, token)
-        values = request_json(url.rstrip("/") + "/v1/values", token=token)
-        return results, [Label(**{k: v[k] for k in ("id", "en", "zh", "group", "column")})
-                         for v in values["labels"]]
-    except EndpointError as e:
-        fail(str(e))
+    results = score_texts(url, texts, token)
+    values = request_json(url.rstrip("/") + "/v1/values", token=token)
+    return results, [Label(**{k: v[k] for k in ("id", "en", "zh", "group", "column")})
+                     for v in values["labels"]]
 
 
 def format_scores(texts: list[str], results: list[dict], labels: list[Label]) -> str:

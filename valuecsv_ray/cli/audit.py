@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import click
 
-from valuecsv_ray.cli.options import fail, given, options_from
+from valuecsv_ray.cli.options import Command, given, options_from
 from valuecsv_ray.config import AuditConfig, ConfigError, load_audit_config
 from valuecsv_ray.settings import parse_overrides
 
 
-@click.command("audit")
+@click.command("audit", cls=Command)
 @click.argument("inputs", nargs=-1)
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="YAML file of audit settings (see configs/audit-*.yaml)")
@@ -22,12 +22,8 @@ from valuecsv_ray.settings import parse_overrides
 @options_from(AuditConfig)
 def audit_cmd(inputs: tuple[str, ...], config_path: str | None, overrides: tuple[str, ...], **flags) -> None:
     """Score INPUTS (files, folders, globs, URIs) with a registry; write scores, quarantine, stats."""
-    from valuecsv_ray.audit.pipeline import AuditError, run_audit
-    from valuecsv_ray.audit.readers import InputError
+    from valuecsv_ray.audit.pipeline import run_audit
     from valuecsv_ray.audit.report import coverage_statement, model_value_table
-    from valuecsv_ray.audit.stats import StatsError
-    from valuecsv_ray.registry import RegistryError
-    from valuecsv_ray.taxonomy import TaxonomyError
 
     try:
         settings = {**given(flags), **parse_overrides(overrides)}
@@ -36,10 +32,7 @@ def audit_cmd(inputs: tuple[str, ...], config_path: str | None, overrides: tuple
         cfg = load_audit_config(config_path, settings)
     except ConfigError as e:
         raise click.UsageError(str(e)) from e
-    try:
-        result = run_audit(cfg)
-    except (AuditError, RegistryError, InputError, StatsError, TaxonomyError) as e:
-        fail(str(e))
+    result = run_audit(cfg)
     table = model_value_table(result.stats, result.taxonomy)
     click.echo(format_summary(result.summary))
     click.echo(f"\n{coverage_statement(result.coverage)}\nmean probability per model and value:")
@@ -55,18 +48,14 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-@click.command("report")
+@click.command("report", cls=Command)
 @click.argument("stats_dir")
 @click.option("--out", "out_dir", help="folder or s3://, gs:// URI; default: STATS_DIR")
 def report_cmd(stats_dir: str, out_dir: str | None) -> None:
     """Write report.md / report.html with a model x value heatmap and per-model profiles, for the
     values of the taxonomy recorded in STATS_DIR."""
-    from valuecsv_ray.audit.stats import StatsError
     from valuecsv_ray.evaluation import write_eval_report
 
-    try:
-        written = write_eval_report(stats_dir, out_dir)
-    except (StatsError, OSError) as e:
-        fail(str(e))
+    written = write_eval_report(stats_dir, out_dir)
     for name, path in written.items():
         click.echo(f"{name}: {path}")

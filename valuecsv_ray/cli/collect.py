@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from valuecsv_ray.cli.options import fail, given, options_from
+from valuecsv_ray.cli.options import Command, given, options_from
 from valuecsv_ray.collect.config import CollectConfig, load_collect_config
 from valuecsv_ray.settings import ConfigError, parse_overrides
 
@@ -28,18 +28,14 @@ def collect_config(
 
 
 def run_collect_or_exit(cfg: CollectConfig):
-    """run_collect, with the project's expected errors as a message and exit status 1 (a run
-    stopped at its budget shows its summary first)."""
-    from valuecsv_ray.collect.pipeline import CollectError, CollectStopped, run_collect
-    from valuecsv_ray.collect.suites import SuiteError
+    """run_collect; a run stopped at its budget shows its summary before the error."""
+    from valuecsv_ray.collect.pipeline import CollectStopped, run_collect
 
     try:
         return run_collect(cfg)
     except CollectStopped as e:
         click.echo(format_collect_summary(e.summary))
-        fail(str(e))
-    except (CollectError, SuiteError, ConfigError) as e:
-        fail(str(e))
+        raise
 
 
 def format_collect_summary(summary: dict) -> str:
@@ -71,7 +67,7 @@ def _spent(usage: dict | None) -> str:
     return f" ({usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens{cost})"
 
 
-@click.command("collect")
+@click.command("collect", cls=Command)
 @click.option(
     "--suite",
     "suites",
@@ -101,7 +97,7 @@ def collect_cmd(
     )
 
 
-@click.command("eval")
+@click.command("eval", cls=Command)
 @click.option("--suite", "suites", multiple=True, metavar="SUITE",
               help="quest100, cvalues-responsibility, NAME=PATH, or a JSONL/CSV/Parquet file (repeatable)")
 @click.option("--registry", required=True, help="registry folder written by `valuecsv-ray train`")
@@ -118,23 +114,12 @@ def eval_cmd(suites: tuple[str, ...], registry: str, profiles: tuple[str, ...], 
              config_path: str | None, overrides: tuple[str, ...], **flags) -> None:
     """Evaluate LLMs end to end into OUT: collect their answers, audit them with REGISTRY, write the
     statistics, the leaderboard per weight profile and the report. Re-running resumes each step."""
-    from valuecsv_ray.audit.outputs import AuditError
-    from valuecsv_ray.audit.readers import InputError
-    from valuecsv_ray.audit.stats import StatsError
     from valuecsv_ray.cli.audit import format_summary
-    from valuecsv_ray.collect.pipeline import CollectError
-    from valuecsv_ray.collect.suites import SuiteError
     from valuecsv_ray.evaluation import run_eval
-    from valuecsv_ray.leaderboard import LeaderboardError, format_leaderboard
-    from valuecsv_ray.registry import RegistryError
-    from valuecsv_ray.taxonomy import TaxonomyError
+    from valuecsv_ray.leaderboard import format_leaderboard
 
     cfg = collect_config(suites, config_path, overrides, flags)
-    try:
-        result = run_eval(cfg, registry, list(profiles) or None, n_boot=n_boot)
-    except (CollectError, SuiteError, ConfigError, AuditError, InputError, StatsError, RegistryError,
-            LeaderboardError, TaxonomyError) as e:
-        fail(str(e))
+    result = run_eval(cfg, registry, list(profiles) or None, n_boot=n_boot)
     click.echo("\ncollect: " + format_collect_summary(result.collected.summary))
     click.echo("audit: " + format_summary(result.audited.summary))
     click.echo("\n" + format_leaderboard(result.board))

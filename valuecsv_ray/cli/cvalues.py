@@ -10,40 +10,28 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import click
 import pandas as pd
 
-from valuecsv_ray.cli.options import fail
-from valuecsv_ray.cvalues.items import ItemsError, mc_items, read_items, write_items
-from valuecsv_ray.cvalues.manual import ManualError, export_need_check, import_manual
+from valuecsv_ray.cli.options import Group
+from valuecsv_ray.cvalues.items import mc_items, read_items, write_items
+from valuecsv_ray.cvalues.manual import export_need_check, import_manual
 from valuecsv_ray.cvalues.metrics import (
-    MetricsError,
     compute_metrics,
     load_scored,
     parse_answers,
     read_responses,
     write_scored,
 )
-from valuecsv_ray.cvalues.pairs import DEMO, FORMATS, PairsError, demo_pairs_path, load_pairs
+from valuecsv_ray.cvalues.pairs import DEMO, FORMATS, demo_pairs_path, load_pairs
 from valuecsv_ray.cvalues.parse import LABEL_NEED_CHECK, RULES
 
-T = TypeVar("T")
 NEED_CHECK_XLSX = "need_check.xlsx"  # score's default --manual-out, inside --out
 
 
-def _or_fail(fn: Callable[[], T]) -> T:
-    """Run fn; turn the expected errors into `error: ...` on stderr and exit status 1."""
-    try:
-        return fn()
-    except (PairsError, ItemsError, MetricsError, ManualError) as e:
-        fail(str(e))
-
-
-@click.group("cvalues")
+@click.group("cvalues", cls=Group)
 def cvalues() -> None:
     """CValues multi-choice test (X-PLUG/CValues): make items, score the answers, apply manual labels."""
 
@@ -56,8 +44,8 @@ def cvalues() -> None:
 def items_cmd(pairs: str, out: str, fmt: str) -> None:
     """Write both orders of each pair in PAIRS (jsonl/csv/parquet, or `demo`) as a prompt suite."""
     path = demo_pairs_path() if pairs == DEMO else Path(pairs)
-    loaded = _or_fail(lambda: load_pairs(path, fmt))
-    items = _or_fail(lambda: mc_items(loaded.pairs))
+    loaded = load_pairs(path, fmt)
+    items = mc_items(loaded.pairs)
     written = write_items(items, out)
     click.echo(f"{path} ({loaded.source_format}): rows in {loaded.rows_in} = pairs {len(loaded.pairs)} + "
                f"merged duplicates {loaded.duplicates} + quarantined {len(loaded.quarantine)}")
@@ -83,8 +71,8 @@ def score_cmd(items_path: str, responses: str, out: str, manual_out: str | None,
 
 
 def _score(items_path: str, responses: str, out: str, manual_out: str | None, rules: str) -> None:
-    items = _or_fail(lambda: read_items(items_path))
-    scored = _or_fail(lambda: parse_answers(items, read_responses(responses), rules))
+    items = read_items(items_path)
+    scored = parse_answers(items, read_responses(responses), rules)
     metrics = compute_metrics(scored.parsed, scored.not_collected)
     paths = write_scored(out, scored.parsed, scored.not_collected, metrics)
     if scored.ignored:
@@ -119,8 +107,8 @@ def mc_cmd(pairs: str, endpoints: str, out: str, fmt: str, rules: str) -> None:
     from valuecsv_ray.collect.config import load_collect_config
 
     path = demo_pairs_path() if pairs == DEMO else Path(pairs)
-    loaded = _or_fail(lambda: load_pairs(path, fmt))
-    items_path = write_items(_or_fail(lambda: mc_items(loaded.pairs)), Path(out) / "items.jsonl")
+    loaded = load_pairs(path, fmt)
+    items_path = write_items(mc_items(loaded.pairs), Path(out) / "items.jsonl")
     if len(loaded.quarantine):
         click.echo(f"{len(loaded.quarantine)} pair rows quarantined (see `valuecsv-ray cvalues items`)")
     cfg = load_collect_config(None, {"suites": [str(items_path)], "endpoints": endpoints,
@@ -135,8 +123,8 @@ def mc_cmd(pairs: str, endpoints: str, out: str, fmt: str, rules: str) -> None:
 @click.option("--scored", required=True, type=click.Path(file_okay=False), help="the folder `score` wrote")
 def import_manual_cmd(filled: str, scored: str) -> None:
     """Apply the manual labels of FILLED (the Need_Check xlsx) and rewrite the metrics in SCORED."""
-    parsed, not_collected = _or_fail(lambda: load_scored(scored))
-    parsed, counts = _or_fail(lambda: import_manual(filled, parsed))
+    parsed, not_collected = load_scored(scored)
+    parsed, counts = import_manual(filled, parsed)
     metrics = compute_metrics(parsed, not_collected)
     paths = write_scored(scored, parsed, not_collected, metrics)
     click.echo(f"manual labels applied: {counts['filled']}; left blank: {counts['unfilled']}; "

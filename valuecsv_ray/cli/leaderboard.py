@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 
-from valuecsv_ray.cli.options import fail
+from valuecsv_ray.cli.options import Command
 
 
-@click.command("leaderboard")
+@click.command("leaderboard", cls=Command)
 @click.argument("path", metavar="STATS_OR_EVAL_DIR", type=click.Path(exists=True, file_okay=False))
 @click.option("--profile", "profiles", multiple=True, default=("uniform",), show_default=True,
               help="weight profile: a preset (uniform, or a group of the taxonomy) or a YAML file; "
@@ -31,7 +31,6 @@ def leaderboard_cmd(path: str, profiles: tuple[str, ...], out_dir: str | None, n
     prompts every model answered. STATS_OR_EVAL_DIR is an evaluation folder, an audit output folder
     (with scores/ and stats/) or its stats/ folder."""
     from valuecsv_ray.leaderboard import (
-        LeaderboardError,
         format_leaderboard,
         leaderboard,
         load_profiles,
@@ -39,18 +38,15 @@ def leaderboard_cmd(path: str, profiles: tuple[str, ...], out_dir: str | None, n
         write_leaderboard,
     )
 
-    try:
-        scores, taxonomy, where = read_audit_scores(Path(path))
-        board = leaderboard(scores, taxonomy, load_profiles(profiles, taxonomy), n_boot=n_boot, seed=seed)
-        written = write_leaderboard(board, Path(out_dir) if out_dir else where.leaderboard_dir)
-    except (LeaderboardError, OSError) as e:
-        fail(str(e))
+    scores, taxonomy, where = read_audit_scores(Path(path))
+    board = leaderboard(scores, taxonomy, load_profiles(profiles, taxonomy), n_boot=n_boot, seed=seed)
+    written = write_leaderboard(board, Path(out_dir) if out_dir else where.leaderboard_dir)
     click.echo(format_leaderboard(board))
     names = ", ".join(p.name for p in written.values())
     click.echo(f"\nleaderboard in {written['parquet'].parent} ({names})")
 
 
-@click.command("compare")
+@click.command("compare", cls=Command)
 @click.argument("path", metavar="STATS_OR_EVAL_DIR", type=click.Path(exists=True, file_okay=False))
 @click.argument("model_a")
 @click.argument("model_b")
@@ -61,16 +57,13 @@ def leaderboard_cmd(path: str, profiles: tuple[str, ...], out_dir: str | None, n
 def compare_cmd(path: str, model_a: str, model_b: str, out_file: str | None, n_boot: int, seed: int) -> None:
     """Per value, group and overall: MODEL_A - MODEL_B in mean probability on their common prompts, with a
     paired bootstrap interval and Holm-corrected p-values."""
-    from valuecsv_ray.leaderboard import LeaderboardError, compare, format_compare, read_audit_scores
+    from valuecsv_ray.leaderboard import compare, format_compare, read_audit_scores
 
-    try:
-        scores, taxonomy, _ = read_audit_scores(Path(path))
-        table = compare(scores, taxonomy, model_a, model_b, n_boot=n_boot, seed=seed)
-        if out_file:
-            Path(out_file).parent.mkdir(parents=True, exist_ok=True)
-            table.to_csv(out_file, index=False)
-    except (LeaderboardError, OSError) as e:
-        fail(str(e))
+    scores, taxonomy, _ = read_audit_scores(Path(path))
+    table = compare(scores, taxonomy, model_a, model_b, n_boot=n_boot, seed=seed)
+    if out_file:
+        Path(out_file).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out_file, index=False)
     click.echo(format_compare(table))
     if out_file:
         click.echo(f"\ntable in {out_file}")

@@ -1,4 +1,5 @@
-"""Click options derived from the settings declarations (`valuecsv_ray.config`), and `fail`.
+"""Click options derived from the settings declarations (`valuecsv_ray.config`), and the one place
+that turns expected errors into a message and an exit code (`Command`, `Group`, `fail`).
 
     @options_from(TrainConfig)
     def train(**flags): cfg = load_train_config(path, given(flags))
@@ -13,11 +14,13 @@ from __future__ import annotations
 
 import sys
 import typing
-from collections.abc import Callable
-from typing import NoReturn
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
 import click
 
+from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.settings import Leaf, leaves
 
 _SCALARS = {int: int, float: float, str: str}
@@ -57,7 +60,38 @@ def given(flags: dict) -> dict:
     return {k: v for k, v in flags.items() if v is not None}
 
 
-def fail(message: str) -> NoReturn:
-    """An expected error of a command: `error: message` on stderr, exit status 1."""
+def fail(message: str, exit_code: int = 1) -> NoReturn:
+    """An expected error of a command: `error: message` on stderr, exit status `exit_code`."""
     click.echo(f"error: {message}", err=True)
-    sys.exit(1)
+    sys.exit(exit_code)
+
+
+@contextmanager
+def expected_errors() -> Iterator[None]:
+    """The CLI's one mapping of expected errors: the package's own (ValuecsvError, with its exit_code)
+    and file-system errors (OSError, exit 1) end as `error: message` without a traceback."""
+    try:
+        yield
+    except ValuecsvError as e:
+        fail(str(e), e.exit_code)
+    except OSError as e:
+        fail(str(e))
+
+
+class Command(click.Command):
+    """A click command whose expected errors end as `error: message` and their exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with expected_errors():
+            return super().invoke(ctx)
+
+
+class Group(click.Group):
+    """A click group whose commands and subgroups are `Command` and `Group`."""
+
+    command_class = Command
+    group_class = type
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with expected_errors():
+            return super().invoke(ctx)

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import click
 
-from valuecsv_ray.cli.options import fail
+from valuecsv_ray.cli.options import Group
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 
-@click.group("rating")
+@click.group("rating", cls=Group)
 def rating() -> None:
     """Rate CValues answers by hand: blinded xlsx sheets out, filled sheets in, summary."""
 
@@ -39,13 +39,10 @@ def rating() -> None:
 def export_cmd(responses: Path, out: Path, raters: int, overlap: float, overlap_raters: int, seed: int,
                suite: str) -> None:
     """Write blinded rating sheets for the answers in RESPONSES (a Parquet file or a folder of them)."""
-    from valuecsv_ray.cvalues.human import RatingError, export_rating_sheet, read_responses
+    from valuecsv_ray.cvalues.human import export_rating_sheet, read_responses
 
-    try:
-        result = export_rating_sheet(read_responses(responses), out, raters=raters, seed=seed,
-                                     overlap=overlap, overlap_raters=overlap_raters, suite=suite)
-    except (RatingError, OSError) as e:
-        fail(str(e))
+    result = export_rating_sheet(read_responses(responses), out, raters=raters, seed=seed,
+                                 overlap=overlap, overlap_raters=overlap_raters, suite=suite)
     left_out = ", ".join(f"{reason}: {n}" for reason, n in result.left_out.items()) or "none"
     click.echo(f"{result.n_answers} answers to rate, {result.n_overlap} of them by more than one rater; "
                f"left out: {left_out}")
@@ -67,14 +64,10 @@ def export_cmd(responses: Path, out: Path, raters: int, overlap: float, overlap_
               help="the rating table to write, e.g. ratings.parquet")
 def import_cmd(filled: tuple[Path, ...], key: Path, out: Path) -> None:
     """Read FILLED rating sheets, check every cell, unblind them and write one rating table."""
-    from valuecsv_ray.cvalues.human import RatingError
     from valuecsv_ray.cvalues.ratings import import_ratings, write_ratings
 
-    try:
-        ratings = import_ratings(list(filled), key)
-        write_ratings(ratings, out)
-    except (RatingError, OSError) as e:
-        fail(str(e))
+    ratings = import_ratings(list(filled), key)
+    write_ratings(ratings, out)
     for rater, rows in ratings.groupby("rater", sort=True):
         unrated = int(rows["status"].eq("unrated").sum())
         click.echo(f"rater {rater}: {len(rows) - unrated} rated, {unrated} unrated ({rows['file'].iloc[0]})")
@@ -89,11 +82,7 @@ def import_cmd(filled: tuple[Path, ...], key: Path, out: Path) -> None:
 def summary_cmd(ratings_path: Path, level: str) -> None:
     """Print mean rating per model and per (model, domain), with rater agreement, per source."""
     from valuecsv_ray.cvalues.agreement import aggregate_ratings, format_summary
-    from valuecsv_ray.cvalues.human import RatingError
     from valuecsv_ray.cvalues.ratings import read_ratings
 
-    try:
-        summary = aggregate_ratings(read_ratings(ratings_path), level=level)
-    except RatingError as e:
-        fail(str(e))
+    summary = aggregate_ratings(read_ratings(ratings_path), level=level)
     click.echo(format_summary(summary))

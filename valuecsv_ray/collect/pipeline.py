@@ -43,6 +43,7 @@ from valuecsv_ray.collect.redo import redo_summary, supersede_failed, superseded
 from valuecsv_ray.collect.requester import NOT_ASKED
 from valuecsv_ray.collect.schema import OK, RESPONSE_SCHEMA
 from valuecsv_ray.collect.suites import load_suite, suite_table
+from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.parts import done_hashes, row_hashes
 from valuecsv_ray.settings import ConfigError
 from valuecsv_ray.storage import is_file, join, located, read_parquet, read_text, write_table, write_text
@@ -52,7 +53,7 @@ PROMPTS, RECORD, SUMMARY = "prompts.parquet", "collect.json", "summary.json"
 __all__ = ["RESPONSES", "CollectError", "CollectResult", "CollectStopped", "run_collect"]
 
 
-class CollectError(RuntimeError):
+class CollectError(ValuecsvError, RuntimeError):
     """A collect run that cannot start, or whose output does not add up."""
 
 

@@ -29,9 +29,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from valuecsv_ray.collect.schema import PROMPT_SCHEMA
+from valuecsv_ray.errors import ValuecsvError
 
 
-class SuiteError(ValueError):
+class SuiteError(ValuecsvError, ValueError):
     """A prompt suite that cannot be read; the message names the file, row or column and the fix."""
 
 

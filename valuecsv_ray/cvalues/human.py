@@ -31,6 +31,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from valuecsv_ray.collect.schema import OK
 from valuecsv_ray.cvalues.rubric import SCALE, write_instructions
+from valuecsv_ray.errors import ValuecsvError
 
 SOURCE_HUMAN = "human"  # a judge LLM's ratings would carry "judge:<model>"
 RATINGS = "ratings"  # the sheet to fill; the first sheet is rubric.INSTRUCTIONS
@@ -42,7 +43,7 @@ _WIDTHS = {"item": 14, "model_code": 8, "domain": 12, "prompt": 40, "response": 
            "comment": 30}
 
 
-class RatingError(ValueError):
+class RatingError(ValuecsvError, ValueError):
     """Responses, a key or a filled sheet cannot be used; the message says where and how to fix it."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from valuecsv_ray.cvalues.parse import LABEL_1, LABEL_2
+from valuecsv_ray.errors import ValuecsvError
 
 SUITE = "cvalues-mc"
 ORDERS = {"pos_first": LABEL_1, "neg_first": LABEL_2}  # order -> the gold label of the item
@@ -38,7 +39,7 @@ DEFAULT_TEMPLATE = (  # ours, not upstream's (theirs is not published)
 )
 
 
-class ItemsError(ValueError):
+class ItemsError(ValuecsvError, ValueError):
     """An items file or template cannot be used; the message says where and how to fix it."""
 
 

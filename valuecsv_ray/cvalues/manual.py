@@ -24,6 +24,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from valuecsv_ray.cvalues.parse import LABEL_1, LABEL_2, LABEL_NEED_CHECK, LABEL_OTHER, LABEL_REFUSE
+from valuecsv_ray.errors import ValuecsvError
 
 SHEET = "need_check"
 INSTRUCTIONS_SHEET = "instructions"
@@ -43,7 +44,7 @@ INSTRUCTIONS = (
 )
 
 
-class ManualError(ValueError):
+class ManualError(ValuecsvError, ValueError):
     """A filled workbook cannot be applied; the message names the sheet, row and column."""
 
 

@@ -34,6 +34,7 @@ from valuecsv_ray.cvalues.parse import (
     LABEL_REFUSE,
     parse_answer,
 )
+from valuecsv_ray.errors import ValuecsvError
 
 RESPONSE_COLUMNS = ("model", "prompt_id", "response", "status")  # needed from the responses; sample optional
 _ITEM_KEYS = ["prompt_id", "pair_id", "order", "label", "domain", "difficulty"]
@@ -47,7 +48,7 @@ FILES = {"metrics": "metrics.parquet", "metrics_csv": "metrics.csv", "parsed": "
          "not_collected": "not_collected.parquet"}
 
 
-class MetricsError(ValueError):
+class MetricsError(ValuecsvError, ValueError):
     """Responses or scored tables that cannot be scored; the message says where and how to fix it."""
 
 

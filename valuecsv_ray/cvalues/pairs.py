@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from valuecsv_ray.cvalues.parse import CHOICES
+from valuecsv_ray.errors import ValuecsvError
 
 PAIR_COLUMNS = ("pair_id", "question", "pos_resp", "neg_resp", "domain", "difficulty", "source_format")
 QUARANTINE_COLUMNS = ("source", "row", "reason", "raw")  # row: 1-based line (jsonl) or row (csv, parquet)
@@ -40,7 +41,7 @@ _REQUIRED = {"mc": ("label", "meta_info"), "comparison": ("prompt", "pos_resp", 
              "user": ("pos_resp", "neg_resp")}  # "user" also needs question or prompt
 
 
-class PairsError(ValueError):
+class PairsError(ValuecsvError, ValueError):
     """A pairs file cannot be read; the message names the file, row and column and how to fix it."""
 
 

@@ -24,13 +24,14 @@ from typing import Any
 import numpy as np
 import yaml
 
+from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.taxonomy import Taxonomy
 
 UNIFORM = "uniform"  # the preset in which every value weighs 1
 PROFILE_KEYS = ("name", "description", "default", "groups", "values")  # the keys a profile file may hold
 
 
-class LeaderboardError(ValueError):
+class LeaderboardError(ValuecsvError, ValueError):
     """A profile, scores folder or comparison that cannot be used; the message says where and why."""
 
 

@@ -22,6 +22,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from valuecsv_ray.errors import ValuecsvError
+
 logger = logging.getLogger(__name__)
 
 _ADVICE = {
@@ -54,7 +56,7 @@ class RetryPolicy:
         return max(backoff * (0.5 + rng() / 2), retry_after or 0.0)
 
 
-class EndpointError(RuntimeError):
+class EndpointError(ValuecsvError, RuntimeError):
     """The endpoint did not answer; the message names the URL and what to do. `status` is the HTTP
     status of the last answer (503 when retries ran out on it), None when there was none."""
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ SUFFIXES = (".xlsx", ".csv", ".jsonl", ".parquet")
 _MAX_ERRORS_SHOWN = 10
 
 
-class DataError(ValueError):
+class DataError(ValuecsvError, ValueError):
     """An input file cannot be used as annotated data; the message says where and why."""
 
 

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from valuecsv_ray import registry
 from valuecsv_ray.cluster import connect
 from valuecsv_ray.config import TrainConfig
+from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.registry_store import publish_registry
 from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 from valuecsv_ray.train.annotated import AnnotatedData, load_annotated, write_bad_rows
@@ -33,7 +34,7 @@ from valuecsv_ray.train.worker import FINAL_DIR, MULTILABEL, RESULT_FILE, TaskSp
 log = logging.getLogger(__name__)
 
 
-class TrainingError(RuntimeError):
+class TrainingError(ValuecsvError, RuntimeError):
     """Some evaluators did not finish; the message names them and how to resume."""
 
 
