@@ -44,6 +44,20 @@ CPU_SCORING_DEFAULTS = {"forward": "padded", "token_budget": DEFAULT_TOKEN_BUDGE
 CUDA_SCORING_DEFAULTS = {"forward": "slim", "token_budget": 131072, "attention": "flash",
                          "gelu": "separate", "precision": "bf16"}
 SLIM_ONLY = ("attention", "gelu", "precision")  # options of the slim forward alone
+SCORING_CHOICES = {"forward": FORWARDS, "attention": ATTENTIONS, "gelu": GELUS,
+                   "precision": SCORING_PRECISIONS}
+
+
+def scoring_choice_problems(chosen: dict[str, str], forward: str) -> list[str]:
+    """What is wrong with the scoring choices (`SCORING_CHOICES` keys) as asked for, with `forward`
+    the forward they will run on: unknown values, and slim-only options with another forward.
+    ScoringSettings and the engine (called directly) both check through here."""
+    out = [f"{key} must be one of {allowed}, got {chosen[key]!r}"
+           for key, allowed in SCORING_CHOICES.items() if chosen[key] not in allowed]
+    slim_only = [f"{k} {chosen[k]!r}" for k in SLIM_ONLY if chosen[k] not in ("auto", "bf16")]
+    if slim_only and forward in ("padded", "varlen"):
+        out.append(f"{', '.join(slim_only)}: options of forward 'slim', not of forward {forward!r}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -79,16 +93,7 @@ class ScoringSettings:
             f"token_budget must be an integer >= 512, got {self.token_budget!r}"]
         if self.device not in (None, "cpu", "cuda"):
             out.append(f"device must be 'cpu' or 'cuda', got {self.device!r}")
-        for key, allowed in (("forward", FORWARDS), ("attention", ATTENTIONS), ("gelu", GELUS),
-                             ("precision", SCORING_PRECISIONS)):
-            if getattr(self, key) not in allowed:
-                out.append(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
-        slim_only = [f"{k} {getattr(self, k)!r}" for k in SLIM_ONLY
-                     if getattr(self, k) not in ("auto", "bf16")]
-        if slim_only and self.forward in ("padded", "varlen"):
-            out.append(f"{', '.join(slim_only)}: options of forward 'slim' (or 'auto' on CUDA), "
-                       f"not of forward {self.forward!r}")
-        return out
+        return out + scoring_choice_problems({k: getattr(self, k) for k in SCORING_CHOICES}, self.forward)
 
     def engine_kwargs(self) -> dict:
         """Keyword arguments of `Ensemble` (besides the device)."""

@@ -40,15 +40,7 @@ import numpy as np
 import torch
 
 from valuecsv_ray.backbone import quiet_hf_progress
-from valuecsv_ray.config import (
-    ATTENTIONS,
-    CPU_SCORING_DEFAULTS,
-    CUDA_SCORING_DEFAULTS,
-    FORWARDS,
-    GELUS,
-    SCORING_PRECISIONS,
-    SLIM_ONLY,
-)
+from valuecsv_ray.config import CPU_SCORING_DEFAULTS, CUDA_SCORING_DEFAULTS, scoring_choice_problems
 from valuecsv_ray.registry import Registry, load_registry
 from valuecsv_ray.scoring.core import (
     AGGREGATIONS,
@@ -123,10 +115,8 @@ class Ensemble:
         if aggregate is not None and aggregate not in AGGREGATIONS:
             raise ValueError(f"aggregate must be one of {AGGREGATIONS}, got {aggregate!r}")
         asked = {"forward": forward, "attention": attention, "gelu": gelu, "precision": precision}
-        for key, allowed in (("forward", FORWARDS), ("attention", ATTENTIONS), ("gelu", GELUS),
-                             ("precision", SCORING_PRECISIONS)):
-            if asked[key] not in allowed:
-                raise ValueError(f"{key} must be one of {allowed}, got {asked[key]!r}")
+        if problems := scoring_choice_problems(asked, forward):  # unknown values
+            raise ValueError("; ".join(problems))
         self.registry = registry
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         defaults = CUDA_DEFAULTS if self.device.type == "cuda" else CPU_DEFAULTS
@@ -136,7 +126,8 @@ class Ensemble:
         self.dtype = DTYPES[self.precision]
         self.token_budget = token_budget or defaults["token_budget"]
         self.compile = compile
-        self._check_slim_options()
+        if problems := scoring_choice_problems(asked, self.forward):  # slim options on another forward
+            raise ValueError(f"{'; '.join(problems)} (on {self.device.type}); use forward 'slim'")
         self.load_phases: dict[str, float] = dict(registry.load_phases)  # seconds per phase of loading
         with timed(self.load_phases, "tokenizer_load"):
             self.tokenizer = EnsembleTokenizer(registry, stride=stride)
@@ -186,18 +177,9 @@ class Ensemble:
             heads[folder].outputs.append(output)
         return list(heads.values())
 
-    def _check_slim_options(self) -> None:
-        """Options of the slim forward asked for with another forward are refused, not ignored."""
-        asked = [f"{k} {self.asked[k]!r}" for k in SLIM_ONLY if self.asked[k] not in ("auto", "bf16")]
-        if asked and self.forward != "slim":
-            raise ValueError(f"{', '.join(asked)}: options of forward 'slim', not of forward "
-                             f"{self.forward!r} (on {self.device.type}); use forward 'slim'")
-
     def _packed_forward(self, model: torch.nn.Module, max_length: int):
         """The model's packed forward for 'varlen'/'slim' (checked against its padded forward). An
         attention kernel chosen by 'auto' that fails its check falls back to flash, with a warning."""
-        if self.forward == "padded":
-            return None
         if (why := supports_packing(model)) is not None:
             raise ValueError(f"forward {self.forward!r}: {why}; use forward 'padded'")
         tolerance = FP8_TOLERANCE if self.precision == "fp8" else None
