@@ -207,7 +207,7 @@ def null_engine() -> type[NullEngine]:
 def pipeline(corpus: Path, registry: str, out: Path, args) -> dict:
     from valuecsv_ray.audit.pipeline import score_corpus
     from valuecsv_ray.config import load_audit_config
-    from valuecsv_ray.registry import load_registry
+    from valuecsv_ray.registry.manifest import load_registry
 
     cfg = load_audit_config(overrides={"inputs": [str(corpus)], "registry": registry, "out": str(out),
                                        "batch_size": args.batch_size, "actors": args.actors,
@@ -262,7 +262,7 @@ def main() -> None:
 
 
 def _random_registry(work: Path) -> str:
-    from valuecsv_ray.synthetic import random_registry
+    from valuecsv_ray.testing.synthetic import random_registry
 
     path = work / "random-tiny"
     if not (path / "manifest.json").is_file():

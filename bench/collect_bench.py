@@ -3,7 +3,7 @@
     python bench/collect_bench.py                      # 2,000 prompts, caps 16 and 64, 0% and 10% 429s
     python bench/collect_bench.py --prompts 500 --caps 8
 
-One endpoint behind `valuecsv_ray.llm_stub.StubLLM` with a fixed reply latency (default 200 ms);
+One endpoint behind `valuecsv_ray.testing.llm_stub.StubLLM` with a fixed reply latency (default 200 ms);
 with --rate-429 a share of prompts is answered 429 (Retry-After 1 s) on the first attempt. For each
 (cap, 429 share) a fresh `run_collect` asks every prompt once. Printed per run:
 - end to end: rows / wall time of `run_collect` (actor start-up and the last retries included);
@@ -61,7 +61,7 @@ def write_inputs(folder: Path, prompts: int, cap: int, base_url: str) -> tuple[P
 def one_run(prompts: int, cap: int, rate_429: float, latency: float, folder: Path) -> dict:
     from valuecsv_ray.collect.config import load_collect_config
     from valuecsv_ray.collect.pipeline import run_collect
-    from valuecsv_ray.llm_stub import StubLLM
+    from valuecsv_ray.testing.llm_stub import StubLLM
 
     with StubLLM(api_key="sk-bench", latency_s=latency, rate_429=rate_429, retry_after_s=1.0) as stub:
         suite, endpoints = write_inputs(folder, prompts, cap, stub.base_url)

@@ -29,7 +29,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from valuecsv_ray.scoring.engine import Ensemble
-from valuecsv_ray.synthetic import random_registry
+from valuecsv_ray.testing.synthetic import random_registry
 from valuecsv_ray.train.annotated import load_annotated
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

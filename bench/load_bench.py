@@ -9,7 +9,7 @@ Loads the registry three times in one process, each into a fresh engine:
   full    VALUECSV_FULL_VERIFY=1: every file hashed again, as on a first load.
 Prints each load's phases (engine.load_phases) and wall time. The verification cache lives in a
 fresh folder (--cache); the OS page cache is whatever it is (warm right after a build), so disk
-reads are not timed. Random weights built with `valuecsv_ray.synthetic` (--registry-dir, outside
+reads are not timed. Random weights built with `valuecsv_ray.testing.synthetic` (--registry-dir, outside
 the repo, reused when there) unless `--registry DIR` names a registry. Run by hand, not in CI.
 """
 
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from valuecsv_ray.registry_store import FULL_VERIFY_ENV
+from valuecsv_ray.registry.store import FULL_VERIFY_ENV
 
 LOADS = ("first", "second", "full")
 DEFAULT_DIR = Path(tempfile.gettempdir()) / "valuecsv-load-bench" / "registry"
@@ -31,7 +31,7 @@ DEFAULT_DIR = Path(tempfile.gettempdir()) / "valuecsv-load-bench" / "registry"
 
 def random_base_registry(path: Path) -> Path:
     """Twelve random BERT-base evaluators at `path`, built once and reused."""
-    from valuecsv_ray.synthetic import random_registry
+    from valuecsv_ray.testing.synthetic import random_registry
 
     if not (path / "manifest.json").is_file():
         print(f"building 12 random BERT-base evaluators in {path} (minutes) ...", flush=True)

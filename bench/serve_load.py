@@ -247,7 +247,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         registry = args.registry
         if registry is None:
-            from valuecsv_ray.synthetic import random_registry
+            from valuecsv_ray.testing.synthetic import random_registry
 
             registry = random_registry(Path(tmp) / "tiny", size="tiny", seed=0)
         with serve_run(registry, args.replicas, Path(tmp)) as server:

@@ -97,7 +97,7 @@ def s3():
 def build_tiny_registry(path: Path, seed: int = 0) -> Path:
     """A complete 12-evaluator registry of tiny BERTs (distinct random heads), written
     through the registry's own functions: for engine and serving tests, no training."""
-    from valuecsv_ray.synthetic import random_registry
+    from valuecsv_ray.testing.synthetic import random_registry
 
     return random_registry(path, size="tiny", seed=seed)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from valuecsv_ray.scoring.engine import Ensemble
-from valuecsv_ray.synthetic import base_config, random_registry
+from valuecsv_ray.testing.synthetic import base_config, random_registry
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "engine_bench.py"
 

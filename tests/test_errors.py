@@ -48,7 +48,7 @@ def test_every_error_class_of_the_package_derives_from_valuecsv_error():
 
 
 def test_errors_keep_their_builtin_base():
-    from valuecsv_ray.registry import RegistryError
+    from valuecsv_ray.registry.manifest import RegistryError
     from valuecsv_ray.settings import ConfigError
 
     assert issubclass(RegistryError, RuntimeError) and issubclass(ConfigError, ValueError)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from valuecsv_ray.llm_stub import CHOICES, StubLLM
+from valuecsv_ray.testing.llm_stub import CHOICES, StubLLM
 
 KEY = "sk-stub"
 MC = "哪个回复更好？\n[回复1] 应该遵守法律。\n[回复2] 法律无所谓。{}"
@@ -271,7 +271,7 @@ def test_unknown_fault_names_are_refused():
 
 
 def test_module_entry_point_serves_until_interrupted():
-    cmd = [sys.executable, "-m", "valuecsv_ray.llm_stub", "--port", "0", "--no-auth"]
+    cmd = [sys.executable, "-m", "valuecsv_ray.testing.llm_stub", "--port", "0", "--no-auth"]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
         try:
             line = proc.stdout.readline()

@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from valuecsv_ray.cli import main
-from valuecsv_ray.registry import load_registry
+from valuecsv_ray.registry.manifest import load_registry
 from valuecsv_ray.taxonomy import load_taxonomy
 
 pytestmark = pytest.mark.ray

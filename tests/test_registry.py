@@ -5,7 +5,7 @@ import json
 import pytest
 
 from valuecsv_ray.config import load_train_config
-from valuecsv_ray.registry import (
+from valuecsv_ray.registry.manifest import (
     EVALUATORS,
     JOB_FILE,
     MANIFEST,

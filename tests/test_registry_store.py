@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from valuecsv_ray.registry import MANIFEST, RegistryError, load_registry
-from valuecsv_ray.registry_store import COMPLETE, FULL_VERIFY_ENV, publish_registry, verification_file
+from valuecsv_ray.registry.manifest import MANIFEST, RegistryError, load_registry
+from valuecsv_ray.registry.store import COMPLETE, FULL_VERIFY_ENV, publish_registry, verification_file
 
 TEXTS = ["人人平等，依法办事。", "他诚实守信，热心帮助邻居。", "今天天气很好。"]
 
@@ -112,7 +112,7 @@ def test_a_missing_registry_on_s3_says_where_it_looked(s3, cache):
 @pytest.fixture
 def hashed(monkeypatch, cache) -> list[str]:
     """The files sha256_file hashes, in a private VALUECSV_CACHE."""
-    from valuecsv_ray import registry_store
+    from valuecsv_ray.registry import store as registry_store
 
     seen, real = [], registry_store.sha256_file
     monkeypatch.setattr(registry_store, "sha256_file", lambda path: seen.append(path.name) or real(path))

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from valuecsv_ray.registry_store import cache_root, is_uri
 from valuecsv_ray.settings import (
     ConfigError,
     build,
@@ -28,6 +27,7 @@ from valuecsv_ray.settings import (
     runtime_keys,
     setting,
 )
+from valuecsv_ray.storage import cache_root, is_uri
 from valuecsv_ray.taxonomy import DEFAULT_TAXONOMY, Taxonomy, TaxonomyError, load_taxonomy
 
 MODES = ("binary", "multilabel")

@@ -24,7 +24,16 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from valuecsv_ray.registry_store import is_uri
+
+def is_uri(path: str | Path) -> bool:
+    """s3://, gs://, file:// ... (a Windows drive letter is not a scheme)."""
+    text = str(path)
+    return "://" in text and len(text.split("://", 1)[0]) > 1
+
+
+def cache_root() -> Path:
+    """Where registries copied from object storage are kept on this node ($VALUECSV_CACHE)."""
+    return Path(os.environ.get("VALUECSV_CACHE") or Path.home() / ".cache" / "valuecsv-ray") / "registries"
 
 
 def resolve(spec: str | Path) -> tuple[pafs.FileSystem, str]:

@@ -34,7 +34,7 @@ from gpu_suite_parts.common import (
     split_text,
 )
 from gpu_suite_parts.prep import registry_dir
-from valuecsv_ray.registry import load_registry
+from valuecsv_ray.registry.manifest import load_registry
 from valuecsv_ray.scoring.engine import Ensemble
 from valuecsv_ray.scoring.varlen import padding_fraction
 

@@ -38,7 +38,7 @@ def table(data: dict) -> list[list]:
 def build_registry(path: Path, size: str) -> dict:
     """A complete random registry of `size` at `path`; one left by an earlier run of the same size
     is reused (the dry run, re-run here; the device always starts bare)."""
-    from valuecsv_ray.synthetic import random_registry
+    from valuecsv_ray.testing.synthetic import random_registry
 
     manifest_file = path / "manifest.json"
     reused = False

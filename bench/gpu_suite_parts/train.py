@@ -60,7 +60,7 @@ def write_backbone(folder: Path, size: str) -> dict:
     from transformers import BertForSequenceClassification
 
     from valuecsv_ray.backbone import tiny_config, tiny_tokenizer
-    from valuecsv_ray.synthetic import base_config
+    from valuecsv_ray.testing.synthetic import base_config
 
     shutil.rmtree(folder, ignore_errors=True)
     config = base_config() if size == "base" else tiny_config(2, False)

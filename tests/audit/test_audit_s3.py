@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from valuecsv_ray.cli import main
-from valuecsv_ray.registry_store import publish_registry
+from valuecsv_ray.registry.store import publish_registry
 
 pytestmark = pytest.mark.ray
 

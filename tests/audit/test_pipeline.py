@@ -22,10 +22,10 @@ from valuecsv_ray.audit.schema import QUARANTINE_SCHEMA, prob_columns, score_sch
 from valuecsv_ray.audit.stats import compute_stats, load_stats
 from valuecsv_ray.cli import main
 from valuecsv_ray.config import load_audit_config
-from valuecsv_ray.registry import load_registry
+from valuecsv_ray.registry.manifest import load_registry
 from valuecsv_ray.scoring.engine import Ensemble
-from valuecsv_ray.synthetic import random_registry
 from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
+from valuecsv_ray.testing.synthetic import random_registry
 
 pytestmark = pytest.mark.ray
 MODELS = ("glm", "qwen", "ernie")

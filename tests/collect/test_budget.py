@@ -18,8 +18,8 @@ from valuecsv_ray.cli import main
 from valuecsv_ray.collect.budget import Meter, row_cost, row_tokens, usage
 from valuecsv_ray.collect.config import Endpoint, load_collect_config
 from valuecsv_ray.collect.pipeline import SUMMARY, CollectStopped, run_collect
-from valuecsv_ray.llm_stub import StubLLM
 from valuecsv_ray.settings import ConfigError
+from valuecsv_ray.testing.llm_stub import StubLLM
 
 PRICES = {"input_price_per_million": 2.0, "output_price_per_million": 8.0}
 

@@ -1,4 +1,4 @@
-"""Collecting with Ray Data against a real OpenAI-compatible stub server (valuecsv_ray.llm_stub)."""
+"""Collecting with Ray Data against a real OpenAI-compatible stub server (valuecsv_ray.testing.llm_stub)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from stub_inputs import read_responses, write_endpoints, write_suite  # tests/co
 
 from valuecsv_ray.collect.config import load_collect_config
 from valuecsv_ray.collect.pipeline import RESPONSES, CollectError, run_collect
-from valuecsv_ray.llm_stub import StubLLM
+from valuecsv_ray.testing.llm_stub import StubLLM
 
 pytestmark = pytest.mark.ray
 

@@ -18,7 +18,7 @@ from valuecsv_ray.cli import main
 from valuecsv_ray.collect.pipeline import RESPONSES, SUMMARY
 from valuecsv_ray.collect.redo import SUPERSEDED, redo_summary, supersede_failed
 from valuecsv_ray.collect.schema import RESPONSE_SCHEMA
-from valuecsv_ray.llm_stub import StubLLM
+from valuecsv_ray.testing.llm_stub import StubLLM
 
 PROMPTS = [f"第{i}题：如何看待友善？" for i in range(8)]
 FAULTS = {  # 3 tries per row: alpha's row fails the first run, one of beta's two samples (which

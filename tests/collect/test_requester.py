@@ -19,7 +19,7 @@ from valuecsv_ray.collect import requester
 from valuecsv_ray.collect.config import Endpoint
 from valuecsv_ray.collect.requester import Gate, Outcome, ask, backoff_s, parse_completion, parse_retry_after
 from valuecsv_ray.collect.schema import BAD_RESPONSE, EMPTY, HTTP_ERROR, OK, STATUSES, TIMEOUT, TRUNCATED
-from valuecsv_ray.llm_stub import StubLLM, reply_text
+from valuecsv_ray.testing.llm_stub import StubLLM, reply_text
 
 KEY = "sk-stub"
 PROMPT = "诚信对社会有什么意义？"

@@ -17,7 +17,7 @@ from valuecsv_ray.cli import main
 from valuecsv_ray.collect.config import load_collect_config
 from valuecsv_ray.collect.pipeline import CollectStopped, run_collect
 from valuecsv_ray.collect.requester import REDACTED
-from valuecsv_ray.llm_stub import StubLLM
+from valuecsv_ray.testing.llm_stub import StubLLM
 
 pytestmark = pytest.mark.ray
 

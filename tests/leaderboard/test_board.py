@@ -15,7 +15,6 @@ from valuecsv_ray.leaderboard.board import (
     LEADERBOARD_SCHEMA,
     format_leaderboard,
     leaderboard,
-    leaderboard_dir_for,
     load_leaderboard,
     locate_audit,
     read_audit_scores,
@@ -100,11 +99,11 @@ def test_no_common_prompt_and_no_profile_are_refused(toy, make_scores):
         leaderboard(scores, toy, [])
 
 
-def test_eval_audit_and_stats_folders_resolve_to_the_same_scores(eval_dir):
+def test_audit_and_stats_folders_resolve_to_the_same_scores(eval_dir):
     audit = eval_dir / "audit"
-    found = [read_audit_scores(p) for p in (eval_dir, audit, audit / "stats")]
+    found = [read_audit_scores(p) for p in (audit, audit / "stats")]
     for scores, taxonomy, where in found:
-        assert where.scores_dir == audit / "scores" and where.leaderboard_dir == eval_dir / "leaderboard"
+        assert where.scores_dir == audit / "scores" and where.leaderboard_dir == audit / "leaderboard"
         assert scores.attrs["source"] == str(audit / "scores")
         assert list(scores.columns) == ["model", "prompt", *prob_columns(taxonomy)]
         assert len(scores) == len(found[0][0]) and taxonomy == found[0][1]
@@ -114,14 +113,8 @@ def test_a_folder_that_is_no_audit_lists_what_was_looked_for(tmp_path):
     with pytest.raises(LeaderboardError) as caught:
         locate_audit(tmp_path)
     text = str(caught.value)
-    for looked in (tmp_path / "audit" / "scores", tmp_path / "scores", tmp_path / "stats" / "taxonomy.json",
-                   tmp_path / "taxonomy.json"):
+    for looked in (tmp_path / "scores", tmp_path / "stats" / "taxonomy.json", tmp_path / "taxonomy.json"):
         assert str(looked) in text
-
-
-def test_default_leaderboard_folder(tmp_path):
-    assert leaderboard_dir_for(tmp_path / "eval" / "audit") == tmp_path / "eval" / "leaderboard"
-    assert leaderboard_dir_for(tmp_path / "run1") == tmp_path / "run1" / "leaderboard"
 
 
 def test_written_files_load_back(tmp_path, toy, make_scores):

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from valuecsv_ray.audit.stats import StatsError
 from valuecsv_ray.cli.leaderboard import compare_cmd, leaderboard_cmd
-from valuecsv_ray.evaluation import write_eval_report
+from valuecsv_ray.eval.report import write_eval_report
 from valuecsv_ray.leaderboard.board import load_leaderboard
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -17,7 +17,7 @@ import pytest
 import schemathesis
 import yaml
 
-from valuecsv_ray.registry import load_registry
+from valuecsv_ray.registry.manifest import load_registry
 from valuecsv_ray.scoring.client import EndpointError, RetryPolicy, score_texts
 from valuecsv_ray.scoring.engine import Ensemble
 from valuecsv_ray.serve import app_builder
@@ -279,8 +279,8 @@ def other_app(served, tmp_path_factory):
     """A second app: a registry of another taxonomy, one request at a time and one waiting."""
     from ray import serve
 
-    from valuecsv_ray.synthetic import random_registry
     from valuecsv_ray.taxonomy import Taxonomy
+    from valuecsv_ray.testing.synthetic import random_registry
 
     taxonomy = Taxonomy.from_dict(OTHER_TAXONOMY)
     registry = random_registry(tmp_path_factory.mktemp("other") / "virtues", taxonomy=taxonomy)
@@ -484,7 +484,7 @@ def test_serve_run_of_the_shipped_yaml(tiny_registry, tmp_path, serve_run):
 
 def test_serve_run_loads_the_registry_from_s3(tiny_registry, tmp_path, serve_run, s3):
     """The shipped YAML with `registry: s3://...`: each replica fetches the registry into its cache."""
-    from valuecsv_ray.registry_store import publish_registry
+    from valuecsv_ray.registry.store import publish_registry
 
     s3.create_dir("serve-models")
     publish_registry(tiny_registry, "s3://serve-models/runs/tiny12")

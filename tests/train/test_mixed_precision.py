@@ -11,8 +11,8 @@ import torch
 
 from valuecsv_ray.backbone import tiny_model
 from valuecsv_ray.config import TRAIN_RUNTIME_KEYS, ConfigError, load_train_config
-from valuecsv_ray.prefetch import Prefetcher
-from valuecsv_ray.registry import RegistryError, start_job
+from valuecsv_ray.overlap import Prefetcher
+from valuecsv_ray.registry.manifest import RegistryError, start_job
 from valuecsv_ray.scoring.core import pad_batch
 from valuecsv_ray.train.loop import (
     EpochStats,

@@ -15,7 +15,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from valuecsv_ray.cli import main
 from valuecsv_ray.config import load_train_config
-from valuecsv_ray.registry import EVALUATOR_FILE, EVALUATORS, RegistryError, load_registry
+from valuecsv_ray.registry.manifest import EVALUATOR_FILE, EVALUATORS, RegistryError, load_registry
 from valuecsv_ray.taxonomy import load_taxonomy
 from valuecsv_ray.train.runner import train_all
 

@@ -6,7 +6,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from valuecsv_ray.config import load_train_config
-from valuecsv_ray.registry import load_registry
+from valuecsv_ray.registry.manifest import load_registry
 from valuecsv_ray.train.runner import train_all
 
 pytestmark = pytest.mark.ray

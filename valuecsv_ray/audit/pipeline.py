@@ -60,7 +60,7 @@ from valuecsv_ray.audit.stats import stats_pass
 from valuecsv_ray.cluster import connect, worker_logging
 from valuecsv_ray.config import AuditConfig, InputSpec
 from valuecsv_ray.parts import done_hashes, row_hashes, write_part
-from valuecsv_ray.registry import Registry, load_registry
+from valuecsv_ray.registry.manifest import Registry, load_registry
 from valuecsv_ray.storage import join, located
 from valuecsv_ray.taxonomy import Taxonomy
 

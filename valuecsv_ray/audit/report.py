@@ -7,7 +7,7 @@ Reads what `valuecsv_ray.audit.stats.write_stats` wrote, the taxonomy included: 
 groups and the title are the taxonomy's. Values are labelled "English 中文" where an installed font
 has the Chinese glyphs, else in English (fonts, figures and rendering: valuecsv_ray.report_kit).
 Sections written downstream (the leaderboard's) are passed in by the caller, as `sections`
-(valuecsv_ray.evaluation.write_eval_report). No torch, no Ray.
+(valuecsv_ray.eval.report.write_eval_report). No torch, no Ray.
 """
 
 from __future__ import annotations

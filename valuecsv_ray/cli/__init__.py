@@ -40,7 +40,7 @@ def main(verbose: bool) -> None:
 @options_from(TrainConfig)
 def train(config_path: str | None, overrides: tuple[str, ...], address: str | None, **flags) -> None:
     """Fine-tune the evaluators with Ray Train and print the registry's metrics table."""
-    from valuecsv_ray.registry import format_metrics_table, load_registry, metrics_table
+    from valuecsv_ray.registry.manifest import format_metrics_table, load_registry, metrics_table
 
     try:
         cfg = load_train_config(config_path, {**given(flags), **parse_overrides(overrides)})
@@ -68,7 +68,7 @@ def registry() -> None:
 @click.argument("path", type=click.Path(file_okay=False))
 def registry_show(path: str) -> None:
     """Print per-value test metrics (acc, P, R, F1, AUC, threshold, n_test) and macro means."""
-    from valuecsv_ray.registry import format_metrics_table, load_registry, metrics_table
+    from valuecsv_ray.registry.manifest import format_metrics_table, load_registry, metrics_table
 
     reg = load_registry(path)
     m = reg.manifest
@@ -85,7 +85,7 @@ def registry_evaluate(path: str, device: str | None) -> None:
     """Re-evaluate a registry's evaluators through the engine's scoring path (temperature,
     threshold, test metrics, calibration, long-text figures), on the data and split it was
     trained on; for registries written before these were recorded."""
-    from valuecsv_ray.registry import format_metrics_table, metrics_table
+    from valuecsv_ray.registry.manifest import format_metrics_table, metrics_table
     from valuecsv_ray.train.evaluate import reevaluate_registry
 
     manifest = reevaluate_registry(Path(path), device)
@@ -159,7 +159,7 @@ def serve_cmd(host: str, port: int, address: str | None, **flags) -> None:
 
     from valuecsv_ray.cluster import connect
     from valuecsv_ray.config import serve_config
-    from valuecsv_ray.registry import load_registry
+    from valuecsv_ray.registry.manifest import load_registry
     from valuecsv_ray.serve import TOKEN_ENV, app_builder
     from valuecsv_ray.serve.proxy import controller_options
 
@@ -226,8 +226,9 @@ def _width(text: str) -> int:
 def _register_commands() -> None:
     """The commands of the other stages, each in its own module."""
     from valuecsv_ray.cli.audit import audit_cmd, report_cmd
-    from valuecsv_ray.cli.collect import collect_cmd, eval_cmd
+    from valuecsv_ray.cli.collect import collect_cmd
     from valuecsv_ray.cli.cvalues import cvalues
+    from valuecsv_ray.cli.eval import eval_cmd
     from valuecsv_ray.cli.leaderboard import compare_cmd, leaderboard_cmd
     from valuecsv_ray.cli.rating import rating
 

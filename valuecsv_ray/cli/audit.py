@@ -54,7 +54,7 @@ def format_summary(summary: dict) -> str:
 def report_cmd(stats_dir: str, out_dir: str | None) -> None:
     """Write report.md / report.html with a model x value heatmap and per-model profiles, for the
     values of the taxonomy recorded in STATS_DIR."""
-    from valuecsv_ray.evaluation import write_eval_report
+    from valuecsv_ray.eval.report import write_eval_report
 
     written = write_eval_report(stats_dir, out_dir)
     for name, path in written.items():

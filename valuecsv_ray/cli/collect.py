@@ -1,8 +1,7 @@
 """The response-collection commands of `valuecsv-ray` (registered on the main group in cli/__init__.py).
 
-valuecsv-ray collect --suite quest100 --data-dir data --endpoints endpoints.yaml --out eval/collect
-valuecsv-ray collect --suite prompts.jsonl --endpoints endpoints.yaml --out c1 --limit 10
-    valuecsv-ray eval --suite quest100 --endpoints endpoints.yaml --registry runs/quickstart --out eval/run1
+    valuecsv-ray collect --suite quest100 --data-dir data --endpoints endpoints.yaml --out eval/collect
+    valuecsv-ray collect --suite prompts.jsonl --endpoints endpoints.yaml --out c1 --limit 10
 """
 
 from __future__ import annotations
@@ -95,32 +94,3 @@ def collect_cmd(
         f"\nresponses in {result.responses_dir}; to score them: valuecsv-ray audit "
         f"{result.responses_dir} --registry REGISTRY --out AUDIT_DIR"
     )
-
-
-@click.command("eval", cls=Command)
-@click.option("--suite", "suites", multiple=True, metavar="SUITE",
-              help="quest100, cvalues-responsibility, NAME=PATH, or a JSONL/CSV/Parquet file (repeatable)")
-@click.option("--registry", required=True, help="registry folder written by `valuecsv-ray train`")
-@click.option("--profile", "profiles", multiple=True, metavar="PROFILE",
-              help="leaderboard weight profile: a preset (uniform, or a group of the registry's taxonomy) "
-                   "or a YAML file; repeatable (default: every preset)")
-@click.option("--n-boot", default=2000, show_default=True, type=click.IntRange(min=1),
-              help="bootstrap resamples for the leaderboard's intervals")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              help="YAML file of collect settings")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="any collect setting")
-@options_from(CollectConfig)
-def eval_cmd(suites: tuple[str, ...], registry: str, profiles: tuple[str, ...], n_boot: int,
-             config_path: str | None, overrides: tuple[str, ...], **flags) -> None:
-    """Evaluate LLMs end to end into OUT: collect their answers, audit them with REGISTRY, write the
-    statistics, the leaderboard per weight profile and the report. Re-running resumes each step."""
-    from valuecsv_ray.cli.audit import format_summary
-    from valuecsv_ray.evaluation import run_eval
-    from valuecsv_ray.leaderboard import format_leaderboard
-
-    cfg = collect_config(suites, config_path, overrides, flags)
-    result = run_eval(cfg, registry, list(profiles) or None, n_boot=n_boot)
-    click.echo("\ncollect: " + format_collect_summary(result.collected.summary))
-    click.echo("audit: " + format_summary(result.audited.summary))
-    click.echo("\n" + format_leaderboard(result.board))
-    click.echo(f"\nreport: {result.report['html']}\nall outputs in {result.out}")

@@ -25,7 +25,7 @@ from valuecsv_ray.cvalues.metrics import (
     read_responses,
     write_scored,
 )
-from valuecsv_ray.cvalues.pairs import DEMO, FORMATS, demo_pairs_path, load_pairs
+from valuecsv_ray.cvalues.pairs import DEMO, PAIR_SCHEMAS, demo_pairs_path, load_pairs
 from valuecsv_ray.cvalues.parse import LABEL_NEED_CHECK, RULES
 
 NEED_CHECK_XLSX = "need_check.xlsx"  # score's default --manual-out, inside --out
@@ -39,7 +39,8 @@ def cvalues() -> None:
 @cvalues.command("items")
 @click.argument("pairs")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="items file to write (.jsonl)")
-@click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(["auto", *PAIR_SCHEMAS]), default="auto",
+              show_default=True,
               help="pairs format: CValues mc, CValues-Comparison, or user pairs")
 def items_cmd(pairs: str, out: str, fmt: str) -> None:
     """Write both orders of each pair in PAIRS (jsonl/csv/parquet, or `demo`) as a prompt suite."""
@@ -96,7 +97,8 @@ def _score(items_path: str, responses: str, out: str, manual_out: str | None, ru
               help="YAML file listing the LLM endpoints (as for `valuecsv-ray collect`)")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="folder: items.jsonl, collect/ (the answers), scored/ (metrics); re-running resumes")
-@click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(["auto", *PAIR_SCHEMAS]), default="auto",
+              show_default=True,
               help="pairs format: CValues mc, CValues-Comparison, or user pairs")
 @click.option("--rules", type=click.Choice(list(RULES)), default="chinese_alpaca", show_default=True,
               help="upstream answer-parsing rule set")

@@ -30,6 +30,7 @@ def leaderboard_cmd(path: str, profiles: tuple[str, ...], out_dir: str | None, n
     """Rank the models of an audit per weight profile: 0-100 scores with 95% bootstrap intervals, on the
     prompts every model answered. STATS_OR_EVAL_DIR is an evaluation folder, an audit output folder
     (with scores/ and stats/) or its stats/ folder."""
+    from valuecsv_ray.eval.layout import audit_source, leaderboard_dir_for
     from valuecsv_ray.leaderboard import (
         format_leaderboard,
         leaderboard,
@@ -38,9 +39,9 @@ def leaderboard_cmd(path: str, profiles: tuple[str, ...], out_dir: str | None, n
         write_leaderboard,
     )
 
-    scores, taxonomy, where = read_audit_scores(Path(path))
+    scores, taxonomy, where = read_audit_scores(audit_source(Path(path)))
     board = leaderboard(scores, taxonomy, load_profiles(profiles, taxonomy), n_boot=n_boot, seed=seed)
-    written = write_leaderboard(board, Path(out_dir) if out_dir else where.leaderboard_dir)
+    written = write_leaderboard(board, Path(out_dir) if out_dir else leaderboard_dir_for(where.root))
     click.echo(format_leaderboard(board))
     names = ", ".join(p.name for p in written.values())
     click.echo(f"\nleaderboard in {written['parquet'].parent} ({names})")
@@ -57,9 +58,10 @@ def leaderboard_cmd(path: str, profiles: tuple[str, ...], out_dir: str | None, n
 def compare_cmd(path: str, model_a: str, model_b: str, out_file: str | None, n_boot: int, seed: int) -> None:
     """Per value, group and overall: MODEL_A - MODEL_B in mean probability on their common prompts, with a
     paired bootstrap interval and Holm-corrected p-values."""
+    from valuecsv_ray.eval.layout import audit_source
     from valuecsv_ray.leaderboard import compare, format_compare, read_audit_scores
 
-    scores, taxonomy, _ = read_audit_scores(Path(path))
+    scores, taxonomy, _ = read_audit_scores(audit_source(Path(path)))
     table = compare(scores, taxonomy, model_a, model_b, n_boot=n_boot, seed=seed)
     if out_file:
         Path(out_file).parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from valuecsv_ray.errors import ValuecsvError
 
 PAIR_COLUMNS = ("pair_id", "question", "pos_resp", "neg_resp", "domain", "difficulty", "source_format")
 QUARANTINE_COLUMNS = ("source", "row", "reason", "raw")  # row: 1-based line (jsonl) or row (csv, parquet)
-FORMATS = ("mc", "comparison", "user")
+PAIR_SCHEMAS = ("mc", "comparison", "user")
 UNKNOWN = "unknown"  # domain or difficulty when the file has none
 DEMO = "demo"  # the CLI's name for the shipped demo pairs
 _TEXTS = ("question", "pos_resp", "neg_resp")
@@ -52,7 +52,7 @@ class LoadedPairs(NamedTuple):
     quarantine: pd.DataFrame  # QUARANTINE_COLUMNS, one row per bad input row
     rows_in: int  # records read from the file
     duplicates: int  # rows merged into an earlier pair (mc rows come in both orders)
-    source_format: str  # one of FORMATS
+    source_format: str  # one of PAIR_SCHEMAS
 
 
 def demo_pairs_path() -> Path:
@@ -67,10 +67,10 @@ def pair_id_of(question: str, pos_resp: str, neg_resp: str) -> str:
 
 
 def load_pairs(path: str | Path, fmt: str = "auto") -> LoadedPairs:
-    """Read a pairs file (jsonl, csv, parquet) of format `fmt` (one of FORMATS, or "auto" to detect)."""
+    """Read a pairs file (jsonl, csv, parquet) of format `fmt` (one of PAIR_SCHEMAS, or "auto" to detect)."""
     path = Path(path)
-    if fmt != "auto" and fmt not in FORMATS:
-        raise PairsError(f"unknown pairs format {fmt!r}; use auto or one of {', '.join(FORMATS)}")
+    if fmt != "auto" and fmt not in PAIR_SCHEMAS:
+        raise PairsError(f"unknown pairs format {fmt!r}; use auto or one of {', '.join(PAIR_SCHEMAS)}")
     records, unit = read_records(path)
     columns = sorted({key for _, rec in records for key in rec if isinstance(key, str)})
     fmt = detect_format(path, columns) if fmt == "auto" else _check_columns(path, columns, fmt)

@@ -27,7 +27,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from valuecsv_ray.audit.outputs import SCORES, STATS
 from valuecsv_ray.audit.schema import prob_columns
+from valuecsv_ray.audit.stats import STATS_FILES
 from valuecsv_ray.leaderboard.profiles import LeaderboardError, Profile
 from valuecsv_ray.taxonomy import Taxonomy, TaxonomyError
 
@@ -40,6 +42,7 @@ LEADERBOARD_SCHEMA = pa.schema([
     pa.field("hi", pa.float64(), nullable=False),
     pa.field("n_prompts", pa.int64(), nullable=False),  # common prompts the score averages over
 ])
+LEADERBOARD_DIR = "leaderboard"  # a leaderboard's folder beside the audit it ranks
 LEADERBOARD_FILES = {"parquet": "leaderboard.parquet", "csv": "leaderboard.csv", "profiles": "profiles.json"}
 _BOOT_CELLS = 4_000_000  # resample counts held at once (resamples x prompts), to bound memory
 
@@ -129,7 +132,7 @@ def leaderboard(scores: pd.DataFrame, taxonomy: Taxonomy, profiles: list[Profile
 
 @dataclass(frozen=True)
 class AuditPaths:
-    """Where an audit's scores and taxonomy are, and where its leaderboard goes by default."""
+    """Where an audit's scores and taxonomy are."""
 
     root: Path  # the audit OUT folder
     scores_dir: Path  # OUT/scores
@@ -137,21 +140,16 @@ class AuditPaths:
 
     @property
     def leaderboard_dir(self) -> Path:
-        return leaderboard_dir_for(self.root)
-
-
-def leaderboard_dir_for(audit_root: Path) -> Path:
-    """EVAL/leaderboard for an audit at EVAL/audit, else OUT/leaderboard inside the audit folder."""
-    audit_root = Path(audit_root)
-    return audit_root.parent / "leaderboard" if audit_root.name == "audit" else audit_root / "leaderboard"
+        """OUT/leaderboard: where a leaderboard of this audit goes unless told otherwise."""
+        return self.root / LEADERBOARD_DIR
 
 
 def locate_audit(path: Path) -> AuditPaths:
-    """Resolve an EVAL dir (EVAL/audit/...), an audit OUT dir or its stats dir to AuditPaths."""
+    """Resolve an audit OUT dir or its stats dir to AuditPaths (the audit's own folder names)."""
     path = Path(path)
-    candidates = [AuditPaths(root, root / "scores", root / "stats" / "taxonomy.json")
-                  for root in (path / "audit", path)]  # EVAL, then an audit OUT
-    candidates.append(AuditPaths(path.parent, path.parent / "scores", path / "taxonomy.json"))  # OUT/stats
+    taxonomy = STATS_FILES["taxonomy"]
+    candidates = [AuditPaths(path, path / SCORES, path / STATS / taxonomy),  # an audit OUT
+                  AuditPaths(path.parent, path.parent / SCORES, path / taxonomy)]  # OUT/stats
     for found in candidates:
         if found.scores_dir.is_dir() and found.taxonomy_file.is_file():
             return found

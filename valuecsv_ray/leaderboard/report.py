@@ -1,9 +1,9 @@
 """The report's Leaderboard section: one ranked table per profile and a bump chart of ranks.
 
-    blocks, files = leaderboard_section(find_leaderboard(stats_dir), out_dir, taxonomy)
+    blocks, files = leaderboard_section(Path("eval/run1/leaderboard"), out_dir, taxonomy)
 
-`valuecsv_ray.evaluation.write_eval_report` passes it to `valuecsv_ray.audit.report.write_report`
-as a section when a leaderboard is given or found beside the audit (see find_leaderboard);
+`valuecsv_ray.eval.report.write_eval_report` passes it to `valuecsv_ray.audit.report.write_report`
+as a section when a leaderboard is given or found beside the audit (eval.layout.find_leaderboard);
 ranks.png shows how each model's rank moves between profiles.
 No torch, no Ray.
 """
@@ -16,18 +16,12 @@ import numpy as np
 import pandas as pd
 
 from valuecsv_ray.audit.stats import StatsError
-from valuecsv_ray.leaderboard.board import LEADERBOARD_FILES, leaderboard_dir_for, load_leaderboard
+from valuecsv_ray.leaderboard.board import load_leaderboard
 from valuecsv_ray.leaderboard.profiles import LeaderboardError
 from valuecsv_ray.report_kit import BASE_FONT, Block, cjk_family, drawable, figure
 from valuecsv_ray.taxonomy import Taxonomy
 
 RANKS_FILE = "ranks.png"
-
-
-def find_leaderboard(stats_dir: Path) -> Path | None:
-    """The leaderboard folder of the audit whose stats are in `stats_dir`, if one was written."""
-    folder = leaderboard_dir_for(Path(stats_dir).resolve().parent)
-    return folder if (folder / LEADERBOARD_FILES["parquet"]).is_file() else None
 
 
 def _families(texts: list[str]) -> tuple[str, ...]:

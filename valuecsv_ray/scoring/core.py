@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from valuecsv_ray.config import AGGREGATIONS
-from valuecsv_ray.prefetch import Prefetcher, pinned, to_device
+from valuecsv_ray.overlap import Prefetcher, pinned, to_device
 
 
 @dataclass

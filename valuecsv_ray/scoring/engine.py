@@ -41,7 +41,7 @@ import torch
 
 from valuecsv_ray.backbone import quiet_hf_progress
 from valuecsv_ray.config import CPU_SCORING_DEFAULTS, CUDA_SCORING_DEFAULTS, scoring_choice_problems
-from valuecsv_ray.registry import Registry, load_registry
+from valuecsv_ray.registry.manifest import Registry, load_registry
 from valuecsv_ray.scoring.core import (
     AGGREGATIONS,
     Head,

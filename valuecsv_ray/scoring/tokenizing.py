@@ -15,7 +15,7 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoTokenizer
 
-from valuecsv_ray.registry import Registry, load_registry
+from valuecsv_ray.registry.manifest import Registry, load_registry
 from valuecsv_ray.scoring.core import check_texts, default_stride, split_windows
 
 Encoded = list[list[list[list[int]]]]  # [tokenizer group][text][window] -> token ids

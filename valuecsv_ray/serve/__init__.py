@@ -33,8 +33,8 @@ from ray import serve
 from ray.serve import Application
 
 from valuecsv_ray.config import ServeConfig, serve_config
-from valuecsv_ray.registry_store import is_uri
 from valuecsv_ray.serve.api import HEALTH_TEXT, TOKEN_ENV, build_api
+from valuecsv_ray.storage import is_uri
 
 if TYPE_CHECKING:  # the engine (torch) loads in replicas only, not in Serve's proxy
     from valuecsv_ray.scoring.engine import Ensemble

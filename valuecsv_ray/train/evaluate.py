@@ -167,9 +167,9 @@ def reevaluate_registry(path: Path, device: str | None = None,
     manifest. Returns the manifest."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from valuecsv_ray import registry as reg
     from valuecsv_ray.backbone import quiet_hf_progress
     from valuecsv_ray.config import Hyperparameters, task_ids
+    from valuecsv_ray.registry import manifest as reg
     from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
     from valuecsv_ray.train.annotated import load_annotated
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from valuecsv_ray.config import Hyperparameters
-from valuecsv_ray.prefetch import Prefetcher, pinned, to_device
+from valuecsv_ray.overlap import Prefetcher, pinned, to_device
 from valuecsv_ray.scoring.core import pad_batch
 
 CPU = torch.device("cpu")

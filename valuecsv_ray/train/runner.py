@@ -21,11 +21,11 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from tqdm import tqdm
 
-from valuecsv_ray import registry
 from valuecsv_ray.cluster import connect
 from valuecsv_ray.config import TrainConfig
 from valuecsv_ray.errors import ValuecsvError
-from valuecsv_ray.registry_store import publish_registry
+from valuecsv_ray.registry import manifest as registry
+from valuecsv_ray.registry.store import publish_registry
 from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 from valuecsv_ray.train.annotated import AnnotatedData, load_annotated, write_bad_rows
 from valuecsv_ray.train.split import Split, make_split

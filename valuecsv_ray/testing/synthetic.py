@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from valuecsv_ray import registry as reg
 from valuecsv_ray.backbone import quiet_hf_progress, tiny_config, tiny_model, tiny_tokenizer, tiny_vocab
+from valuecsv_ray.registry import manifest as reg
 from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 
 SIZES = ("tiny", "base")

@@ -1,4 +1,4 @@
-"""The faults the stub LLM server (`valuecsv_ray.llm_stub`) injects, and the answers they give.
+"""The faults the stub LLM server (`valuecsv_ray.testing.llm_stub`) injects, and the answers they give.
 
     StubLLM(faults={"问题": ["429", "html", "parts"]})   # attempt 1, 2, 3 of that prompt; then normal
 

@@ -3,7 +3,7 @@
     files = file_checksums(Path("runs/x"), manifest)       # {"evaluators/freedom/model.safetensors": sha256}
     problems = integrity_problems(Path("runs/x"), manifest)  # [] for an intact registry
     integrity_problems(Path("runs/x"), manifest, remember=True)  # hashes only what changed since
-    local = fetch_registry("s3://bucket/runs/x")            # cached once per registry_id, checked
+    local = cache_registry("s3://bucket/runs/x")            # cached once per registry_id, checked
     publish_registry(Path("runs/x"), "s3://bucket/runs/x")  # upload, manifest last
 
 A registry fetched from object storage is copied into a local cache folder named by its
@@ -38,17 +38,13 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
+from valuecsv_ray.storage import cache_root
+
 MANIFEST = "manifest.json"
 COMPLETE = ".complete"  # marker in a cache folder whose files were all checked
 FULL_VERIFY_ENV = "VALUECSV_FULL_VERIFY"  # "1": hash every file on every load (the cache is refreshed)
 _CHUNK = 1 << 20
 log = logging.getLogger(__name__)
-
-
-def is_uri(path: str | Path) -> bool:
-    """s3://, gs://, file:// ... (a Windows drive letter is not a scheme)."""
-    text = str(path)
-    return "://" in text and len(text.split("://", 1)[0]) > 1
 
 
 def sha256_file(path: Path) -> str:
@@ -184,10 +180,6 @@ def _write_verified(root: Path, manifest: dict, files: dict[str, dict]) -> None:
             Path(tmp).unlink(missing_ok=True)
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("VALUECSV_CACHE") or Path.home() / ".cache" / "valuecsv-ray") / "registries"
-
-
 def _filesystem(uri: str):
     import pyarrow.fs as pafs
 
@@ -203,7 +195,7 @@ def read_remote_manifest(uri: str) -> dict:
         raise FileNotFoundError(f"{uri}/{MANIFEST} cannot be read ({e})") from e
 
 
-def fetch_registry(uri: str, manifest: dict | None = None) -> Path:
+def cache_registry(uri: str, manifest: dict | None = None) -> Path:
     """The local cache folder of the registry at `uri`, copied there once and checked."""
     manifest = manifest or read_remote_manifest(uri)
     if not manifest.get("files"):

@@ -2,13 +2,14 @@
 
 It listens on 127.0.0.1 (an ephemeral port by default) in a background thread with its own
 asyncio loop, answers deterministically in Chinese, and injects faults on request (the table in
-`valuecsv_ray.stub_faults`), so a collector can be exercised end to end without a network or an
+`valuecsv_ray.testing.stub_faults`), so a collector can be exercised end to end without a network or an
 API bill.
 
 Usage:
     with StubLLM(latency_s=0.2, faults={"问题": ["429", "slow"]}) as llm:
         client = OpenAI(base_url=llm.base_url, api_key="sk-stub")
-    python -m valuecsv_ray.llm_stub --port 8000 --latency 0.2 [--api-key K | --no-auth] [--rate-429 0.1]
+    python -m valuecsv_ray.testing.llm_stub --port 8000 --latency 0.2 \
+        [--api-key K | --no-auth] [--rate-429 0.1]
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
-from valuecsv_ray import stub_faults
-from valuecsv_ray.stub_faults import FAULTS, dumps, error_response
+from valuecsv_ray.testing import stub_faults
+from valuecsv_ray.testing.stub_faults import FAULTS, dumps, error_response
 
 _UNAUTHORIZED = (401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
 __all__ = ["CHOICES", "FAULTS", "SENTENCES", "RequestRecord", "StubLLM", "last_user", "main", "reply_text"]
@@ -129,7 +130,7 @@ def _invalid(body: dict | None) -> str | None:
 class StubLLM:
     """An OpenAI-compatible chat server on a background thread; start() / stop() or `with`.
 
-    Faults (`valuecsv_ray.stub_faults`, the table there): error faults (429, 500, 503, 400,
+    Faults (`valuecsv_ray.testing.stub_faults`, the table there): error faults (429, 500, 503, 400,
     echo_key) answer at once, like a gateway; normal replies and the other faults wait latency_s
     ("slow" waits slow_s). Attempts count only requests that pass the key,
     body and model checks, so a 401 does not use up a prompt's fault sequence.
@@ -308,7 +309,8 @@ class StubLLM:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve until Ctrl-C (SIGINT) or SIGTERM, printing the base URL."""
-    ap = argparse.ArgumentParser(prog="python -m valuecsv_ray.llm_stub", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m valuecsv_ray.testing.llm_stub",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default 8000)")
     ap.add_argument("--latency", type=float, default=0.0, help="seconds each reply waits (default 0)")

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from valuecsv_ray.cli import main
 from valuecsv_ray.collect.suites import load_suite
-from valuecsv_ray.llm_stub import StubLLM
+from valuecsv_ray.testing.llm_stub import StubLLM
 
 pytestmark = pytest.mark.ray
 

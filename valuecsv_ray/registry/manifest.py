@@ -38,14 +38,14 @@ import pandas as pd
 from valuecsv_ray import __version__
 from valuecsv_ray.config import TRAIN_RUNTIME_KEYS
 from valuecsv_ray.errors import ValuecsvError
-from valuecsv_ray.registry_store import (
-    fetch_registry,
+from valuecsv_ray.registry.store import (
+    cache_registry,
     file_checksums,
     integrity_problems,
-    is_uri,
     unsafe_path,
 )
 from valuecsv_ray.settings import changed_settings
+from valuecsv_ray.storage import is_uri
 from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 from valuecsv_ray.timing import format_phases, timed
 
@@ -214,7 +214,7 @@ def _resolve(path: str | Path) -> tuple[Path, dict, list[str]]:
     is missing (integrity aside)."""
     if is_uri(path):
         try:
-            path = fetch_registry(str(path))
+            path = cache_registry(str(path))
         except (OSError, ValueError) as e:
             raise RegistryError(f"cannot load registry {path}: {e}") from e
     path = Path(path)
