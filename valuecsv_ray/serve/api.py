@@ -13,7 +13,7 @@ error body has one shape, `Error` ({status, message, errors}). No torch here. No
 import hmac
 import logging
 import time
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -27,9 +27,6 @@ from typing_extensions import TypedDict
 
 from valuecsv_ray.config import ServeConfig
 from valuecsv_ray.taxonomy import Taxonomy
-
-if TYPE_CHECKING:
-    from valuecsv_ray.serve import EnsembleDeployment
 
 TOKEN_ENV = "VALUECSV_SERVE_TOKEN"
 HEALTH_TEXT = "健康检查：这是一段用于检查模型能否推理的文本。"
@@ -219,7 +216,17 @@ def _token_guard(expected: str | None) -> list:
     return [Depends(require_token)]
 
 
-def build_api(replica: "EnsembleDeployment") -> FastAPI:
+class Replica(Protocol):
+    """What the app needs of the replica that hosts it (serve.EnsembleDeployment)."""
+
+    args: ServeConfig
+    engine: Any  # scoring.engine.Ensemble (torch is not imported here)
+    token: str | None
+
+    async def score_batch(self, requests: list[list[str]]) -> list[tuple[list[dict], int]]: ...
+
+
+def build_api(replica: Replica) -> FastAPI:
     """The replica's FastAPI app: its routes, limits, token and schema follow its args and registry."""
     args, registry = replica.args, replica.engine.registry
     taxonomy = registry.taxonomy
