@@ -20,7 +20,6 @@ from valuecsv_ray.audit.readers import (
     RAW_SCHEMA,
     InputError,
     InputSpec,
-    detect_format,
     read_stream,
 )
 from valuecsv_ray.audit.schema import UNKNOWN_MODEL
@@ -292,11 +291,9 @@ def test_quest100_wide(shared_data: Path):
     assert rows[0]["prompt"].startswith("1.") and rows[0]["row_id"] == f"{path}:0:chatglm3-6b"
 
 
-def test_detect_format():
-    assert [detect_format(p) for p in ("a.JSONL", "b.json", "s3://b/c.csv", "d.parquet", "e.xlsx")] == [
-        "jsonl", "jsonl", "csv", "parquet", "xlsx"]
-    with pytest.raises(InputError, match=r"notes\.txt: unsupported file type '\.txt'.*\.csv, \.json"):
-        detect_format("notes.txt")
+def test_unknown_suffix_is_an_input_error_naming_the_file_and_the_formats():
+    with pytest.raises(InputError, match=r"notes\.txt: unknown file suffix '\.txt'; supported: \.csv, \.json"):
+        list(read_stream(io.BytesIO(b"text\nhi\n"), "notes.txt", InputSpec()))
 
 
 @pytest.fixture
@@ -340,5 +337,5 @@ def test_expand_inputs_errors_name_the_spec(corpus_dir: Path):
         with pytest.raises(InputError, match=message) as e:
             expand_inputs([spec])
         assert spec in str(e.value)
-    with pytest.raises(InputError, match="unsupported file type"):
+    with pytest.raises(InputError, match="unknown file suffix '.txt'"):
         expand_inputs([f"{root}/notes.txt"])

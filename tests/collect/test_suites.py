@@ -96,13 +96,15 @@ def user_rows() -> list[dict]:
             {"id": "a5", "prompt": "友善待人有什么意义？", "topic": "kind"}]
 
 
-@pytest.mark.parametrize("suffix", ["jsonl", "csv", "parquet"])
+@pytest.mark.parametrize("suffix", ["jsonl", "csv", "parquet", "xlsx"])
 def test_user_file_gives_prompts_and_reports_bad_rows(tmp_path, suffix):
     path = tmp_path / f"mine.{suffix}"
     if suffix == "jsonl":
         write_jsonl(path, user_rows())
     elif suffix == "csv":
         pd.DataFrame(user_rows()).to_csv(path, index=False)
+    elif suffix == "xlsx":
+        pd.DataFrame(user_rows()).to_excel(path, index=False)
     else:
         pd.DataFrame(user_rows()).to_parquet(path, index=False)
     prompts, skipped = load_suite(str(path))
@@ -170,5 +172,8 @@ def test_missing_or_unsupported_user_file_is_an_error(tmp_path):
     with pytest.raises(SuiteError, match="no such file, and not a built-in suite"):
         load_suite(str(tmp_path / "absent.jsonl"))
     (tmp_path / "prompts.txt").write_text("id,prompt\n1,p\n")
-    with pytest.raises(SuiteError, match=r"must be \.jsonl, \.csv or \.parquet"):
+    with pytest.raises(SuiteError, match=r"prompts\.txt: unknown file suffix '\.txt'; supported: \.csv"):
         load_suite(str(tmp_path / "prompts.txt"))
+    (tmp_path / "broken.jsonl").write_text('{"id": "1", "prompt": "p"}\n{"id": \n', encoding="utf-8")
+    with pytest.raises(SuiteError, match=r"broken\.jsonl, line 2: malformed JSON"):
+        load_suite(str(tmp_path / "broken.jsonl"))

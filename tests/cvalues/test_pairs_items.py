@@ -116,7 +116,7 @@ def test_a_reused_pair_id_with_other_texts_is_quarantined(tmp_path):
 def test_errors_name_file_row_and_column(tmp_path):
     bad_json = tmp_path / "bad.jsonl"
     bad_json.write_text('{"question": "问", "pos_resp": "好", "neg_resp": "坏"}\n{oops\n', encoding="utf-8")
-    with pytest.raises(PairsError, match=r"bad\.jsonl, line 2: not valid JSON"):
+    with pytest.raises(PairsError, match=r"bad\.jsonl, line 2: malformed JSON"):
         load_pairs(bad_json)
     rows = [mc_row("问", "好", "坏", "回复1"), {**mc_row("问", "好", "坏", "回复1"), "label": "A"}]
     with pytest.raises(PairsError, match=r"mc\.jsonl, line 2, column label: 'A' is not 回复1 or 回复2"):

@@ -67,7 +67,7 @@ BAD = [
     (_record("标签为字母", **{JUSTICE: "x"}), JUSTICE, "is not 0 or 1"),
     (_record("标签为空", **{HARMONY: ""}), HARMONY, "empty label"),
 ]
-FIRST_ROW = {"csv": 2, "xlsx": 2, "jsonl": 1, "parquet": 0}  # the row number users see for row 0
+FIRST_ROW = {"csv": 2, "xlsx": 2, "jsonl": 1, "parquet": 1}  # the row number users see for row 0
 
 
 def _write(records: list[dict], path: Path) -> Path:
@@ -266,5 +266,5 @@ def test_nonexistent_path_says_how_to_get_data(tmp_path):
 def test_unsupported_suffix_is_refused(tmp_path):
     path = tmp_path / "data.txt"
     path.write_text("hello", encoding="utf-8")
-    with pytest.raises(DataError, match="unsupported file type"):
+    with pytest.raises(DataError, match=r"data\.txt: unknown file suffix '\.txt'; supported: \.csv"):
         resolve_data_path(path)

@@ -2,7 +2,7 @@
 
     paths = expand_inputs(["answers/", "s3://bucket/outputs/**/*.jsonl"])
 
-Folders are searched recursively for the formats `valuecsv_ray.audit.readers` reads; hidden entries
+Folders are searched recursively for the formats of `valuecsv_ray.tables.FORMATS`; hidden entries
 and Excel lock files are left out. A spec that matches nothing is an error naming it.
 """
 
@@ -17,7 +17,8 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from valuecsv_ray.audit.readers import FORMATS, InputError, detect_format
+from valuecsv_ray.audit.readers import InputError
+from valuecsv_ray.tables import FORMATS, TableError, format_of
 
 _HINT = "pass a file, a folder, a glob such as 'data/**/*.jsonl' (quoted) or a URI such as s3://bucket/dir/"
 
@@ -46,6 +47,13 @@ def _nothing_found(spec: str, kind: str) -> InputError:
     return InputError(f"input {kind} {spec!r} {verb} no {'/'.join(sorted(FORMATS))} files: {_HINT}")
 
 
+def _check_format(path: str) -> None:
+    try:
+        format_of(path)
+    except TableError as e:
+        raise InputError(str(e)) from e
+
+
 def _expand_local(spec: str) -> list[str]:
     if "*" in spec or "?" in spec:
         matches = glob.glob(spec, recursive=True)  # `*` skips hidden names itself
@@ -54,7 +62,7 @@ def _expand_local(spec: str) -> list[str]:
             raise _nothing_found(spec, "glob")
         return matches
     if os.path.isfile(spec):
-        detect_format(spec)
+        _check_format(spec)
         return [spec]
     if os.path.isdir(spec):
         root = Path(spec)
@@ -74,7 +82,7 @@ def _expand_uri(spec: str) -> list[str]:
     except (pa.ArrowException, OSError, ValueError) as e:
         raise InputError(f"input {spec!r}: cannot open it with pyarrow.fs ({e}); check the URI") from e
     if glob_at < 0 and info.type == pafs.FileType.File:
-        detect_format(spec)
+        _check_format(spec)
         return [spec]
     if info.type != pafs.FileType.Directory:
         raise InputError(f"input {spec!r} does not exist: {_HINT}")

@@ -5,8 +5,8 @@
     prompts, skipped = load_suite("my_prompts.csv")                     # any file with id + prompt
 
 A suite spec is a built-in name (its file looked up in `data_dir`), `NAME=PATH` (a built-in
-suite read from PATH), or the path of a user file (JSONL, CSV or Parquet with an id and a prompt
-column; the suite is the file's stem). Built-in suites:
+suite read from PATH), or the path of a user file (any format of `valuecsv_ray.tables`: JSONL, CSV,
+Parquet, xlsx, with an id and a prompt column; the suite is the file's stem). Built-in suites:
 - `quest100`: the 100 numbered questions of ValueCSV's quest100.xlsx (CC BY 4.0,
   github.com/ValueCSV/ValueCSV, Dataset/): the "N." prefix (with its non-breaking space) is
   stripped and N becomes the id; blank cells are skipped.
@@ -26,10 +26,10 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from valuecsv_ray.collect.schema import PROMPT_SCHEMA
 from valuecsv_ray.errors import ValuecsvError
+from valuecsv_ray.tables import BAD_ENCODING, FORMATS, TableError, read_frame, undecodable
 
 
 class SuiteError(ValuecsvError, ValueError):
@@ -76,7 +76,7 @@ def load_suite(spec: str, data_dir: Path | None = None) -> tuple[pd.DataFrame, l
     elif given:
         raise SuiteError(
             f"--suite {spec!r}: unknown suite {name!r}; built-in suites are "
-            f"{', '.join(BUILTINS)} (or give the path of a JSONL, CSV or Parquet file)"
+            f"{', '.join(BUILTINS)} (or give the path of a {'/'.join(sorted(FORMATS))} file)"
         )
     else:
         prompts, skipped = _user_file(Path(spec))
@@ -163,6 +163,8 @@ def _user_file(path: Path) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
         pid, prompt = _cell(record[id_col]), _cell(record[prompt_col])
         if pid is None or prompt is None:
             skipped.append((r, f"empty {id_col if pid is None else prompt_col}"))
+        elif undecodable(pid, prompt):
+            skipped.append((r, BAD_ENCODING))
         elif pid in seen:
             skipped.append((r, f"{id_col} {pid!r} repeated"))
         else:
@@ -181,16 +183,9 @@ def _read_user_file(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise SuiteError(f"--suite {path}: no such file, and not a built-in suite ({', '.join(BUILTINS)})")
     try:
-        if path.suffix in (".jsonl", ".json"):  # object columns: an id stays 3, not 3.0 beside a null
-            lines = path.read_text(encoding="utf-8").splitlines()
-            return pd.DataFrame([json.loads(line) for line in lines if line.strip()], dtype=object)
-        if path.suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
-        if path.suffix == ".parquet":
-            return pd.DataFrame(pq.read_table(path).to_pylist(), dtype=object)
-    except (ValueError, pa.ArrowException) as e:
-        raise SuiteError(f"{path}: cannot be read as {path.suffix[1:]} ({e})") from e
-    raise SuiteError(f"{path}: a prompt suite file must be .jsonl, .csv or .parquet")
+        return read_frame(path)  # object columns: an id stays 3, not 3.0 beside a null
+    except TableError as e:
+        raise SuiteError(f"{e}; fix the file or give another --suite") from e
 
 
 def _plain(value: object) -> object:

@@ -1,9 +1,9 @@
-"""Load CValues comparison pairs (a question, a better and a worse reply) from three file formats.
+"""Load CValues comparison pairs (a question, a better and a worse reply) in three pair schemas.
 
     from valuecsv_ray.cvalues.pairs import load_pairs
     loaded = load_pairs("cvalues_responsibility_mc.jsonl")  # loaded.pairs, loaded.quarantine
 
-Formats, told apart by their columns (jsonl, csv or parquet):
+Pair schemas, told apart by their columns (in any file format of `valuecsv_ray.tables`):
 - "mc": upstream's `cvalues_responsibility_mc.jsonl` (X-PLUG/CValues): `prompt`, `label` and
   `meta_info` {question, pos_resp, neg_resp, domain_zh, difficulty_level}. Each pair comes twice
   (both orders); the rows are merged into one pair by (question, pos_resp, neg_resp).
@@ -17,7 +17,6 @@ file, row and column. No torch, no Ray.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -26,13 +25,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from valuecsv_ray.cvalues.parse import CHOICES
 from valuecsv_ray.errors import ValuecsvError
+from valuecsv_ray.tables import FORMATS, TableError, read_file, undecodable
 
 PAIR_COLUMNS = ("pair_id", "question", "pos_resp", "neg_resp", "domain", "difficulty", "source_format")
-QUARANTINE_COLUMNS = ("source", "row", "reason", "raw")  # row: 1-based line (jsonl) or row (csv, parquet)
+QUARANTINE_COLUMNS = ("source", "row", "reason", "raw")  # row: as tables.Format.row_number counts it
 PAIR_SCHEMAS = ("mc", "comparison", "user")
 UNKNOWN = "unknown"  # domain or difficulty when the file has none
 DEMO = "demo"  # the CLI's name for the shipped demo pairs
@@ -67,7 +66,7 @@ def pair_id_of(question: str, pos_resp: str, neg_resp: str) -> str:
 
 
 def load_pairs(path: str | Path, fmt: str = "auto") -> LoadedPairs:
-    """Read a pairs file (jsonl, csv, parquet) of format `fmt` (one of PAIR_SCHEMAS, or "auto" to detect)."""
+    """Read a pairs file (any tables format) of format `fmt` (one of PAIR_SCHEMAS, or "auto" to detect)."""
     path = Path(path)
     if fmt != "auto" and fmt not in PAIR_SCHEMAS:
         raise PairsError(f"unknown pairs format {fmt!r}; use auto or one of {', '.join(PAIR_SCHEMAS)}")
@@ -96,46 +95,22 @@ def load_pairs(path: str | Path, fmt: str = "auto") -> LoadedPairs:
 
 
 def read_records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], str]:
-    """(1-based row, record) for each record, and the unit rows are counted in ("line" or "row")."""
+    """(row number, record) for each record, and the unit rows are counted in ("line" or "row");
+    blank rows are not records, any other row that cannot be parsed is an error naming it."""
     if not path.is_file():
-        raise PairsError(f"{path}: no such file; give a .jsonl, .csv or .parquet pairs file")
-    suffix = path.suffix.lower()
+        raise PairsError(f"{path}: no such file; give a {'/'.join(sorted(FORMATS))} pairs file")
     try:
-        if suffix in (".jsonl", ".json"):
-            return _read_jsonl(path), "line"
-        if suffix == ".csv":
-            return _read_csv(path), "row"
-        if suffix == ".parquet":
-            return [(i + 1, rec) for i, rec in enumerate(pq.read_table(path).to_pylist())], "row"
-    except UnicodeDecodeError as e:
-        raise PairsError(f"{path}: not UTF-8 text ({e.reason}); save the file as UTF-8") from e
-    except OSError as e:
-        raise PairsError(f"{path}: cannot read it as {suffix[1:]} ({e})") from e
-    raise PairsError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .csv or .parquet")
-
-
-def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+        _, rows, fmt = read_file(path)
+    except TableError as e:
+        raise PairsError(str(e)) from e
     records = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue  # blank lines are not records
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise PairsError(f"{path}, line {line_no}: not valid JSON ({e.msg}); "
-                                 "each line must be one JSON object") from e
-            if not isinstance(rec, dict):
-                raise PairsError(f"{path}, line {line_no}: a JSON {type(rec).__name__}, not an object; "
-                                 "each line must be one JSON object with the pair's columns")
-            records.append((line_no, rec))
-    return records
-
-
-def _read_csv(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """Rows numbered as a spreadsheet shows them: the header is row 1."""
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        return [(i + 2, dict(rec)) for i, rec in enumerate(csv.DictReader(f))]
+    for position, row in enumerate(rows):
+        number = fmt.row_number(position)
+        if row.record is not None:
+            records.append((number, row.record))
+        elif not row.blank:
+            raise PairsError(f"{path}, {fmt.unit} {number}: {row.error}; fix or remove that {fmt.unit}")
+    return records, fmt.unit
 
 
 def detect_format(path: Path, columns: list[str]) -> str:
@@ -182,6 +157,8 @@ def _to_pair(rec: dict[str, Any], fmt: str, where: str) -> tuple[dict[str, Any],
             return fields, f"missing {col}"
         if not isinstance(value, str):
             return fields, f"{col} is not text (got {type(value).__name__})"
+        if undecodable(value):
+            return fields, f"{col} is not UTF-8 text"
         if not value.strip():
             return fields, f"empty {col}"
     if fields["pos_resp"].strip() == fields["neg_resp"].strip():

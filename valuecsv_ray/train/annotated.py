@@ -1,4 +1,4 @@
-"""Load and validate annotated data (xlsx, csv, jsonl, parquet) for training evaluators.
+"""Load and validate annotated data (any format of `valuecsv_ray.tables`) for training evaluators.
 
     data = load_annotated("ValueCSV5000.xlsx")          # raises on bad rows
     data = load_annotated(path, skip_bad_rows=True)      # bad rows listed in data.bad_rows
@@ -10,14 +10,14 @@ excluded and logged. Every other bad row is an error naming file, row and column
 `skip_bad_rows`, a `BadRow` the caller writes to a report. Nothing is dropped silently.
 
 Row numbers follow what a user sees when opening the file: spreadsheet rows for xlsx
-and csv (the header is row 1), line numbers for jsonl, 0-based row index for parquet.
+and csv (the header is row 1), line numbers for jsonl, 1-based rows for parquet. Blank rows
+are not samples and are passed over.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -25,16 +25,15 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from valuecsv_ray.errors import ValuecsvError
+from valuecsv_ray.tables import BAD_ENCODING, FORMATS, TableError, format_of, read_file, repair, undecodable
 from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
 
 TEXT_COLUMN = "text"
 SAMPLE = "sample"  # name of the annotated sample that ships with the package
-SUFFIXES = (".xlsx", ".csv", ".jsonl", ".parquet")
 _MAX_ERRORS_SHOWN = 10
 
 
@@ -93,12 +92,14 @@ def resolve_data_path(spec: str | Path) -> Path:
     path = sample_path() if str(spec) == SAMPLE else Path(spec).expanduser()
     if not path.is_file():
         raise DataError(
-            f"data file {path} does not exist. Pass --data PATH to an xlsx/csv/jsonl/parquet "
+            f"data file {path} does not exist. Pass --data PATH to a {'/'.join(sorted(FORMATS))} "
             f"file, '--data {SAMPLE}' for the shipped sample, or run "
             "`valuecsv-ray data fetch` to download ValueCSV5000.xlsx."
         )
-    if path.suffix.lower() not in SUFFIXES:
-        raise DataError(f"{path}: unsupported file type {path.suffix!r}; use one of {SUFFIXES}")
+    try:
+        format_of(path)
+    except TableError as e:
+        raise DataError(str(e)) from e
     return path
 
 
@@ -108,39 +109,20 @@ def _read_table(path: Path, columns: tuple[str, ...]) -> tuple[list[dict], list[
     A key absent from a record means a missing field (possible in jsonl only); a present key
     holding None/NaN means an empty cell.
     """
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return _read_jsonl(path)
-    if suffix == ".xlsx":
-        frame = pd.read_excel(path, dtype=object, engine="openpyxl")
-        offset = 2
-    elif suffix == ".csv":
-        frame = pd.read_csv(path, dtype=object, keep_default_na=False, encoding="utf-8")
-        offset = 2
-    else:
-        frame = pd.read_parquet(path)
-        offset = 0
-    _check_columns(list(frame.columns), path, columns)
-    return frame.to_dict(orient="records"), [i + offset for i in range(len(frame))], []
-
-
-def _read_jsonl(path: Path) -> tuple[list[dict], list[int], list[BadRow]]:
-    records, rows, bad = [], [], []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                bad.append(BadRow(str(path), lineno, "", f"malformed JSON: {e.msg}", line[:80]))
-                continue
-            if not isinstance(record, dict):
-                bad.append(BadRow(str(path), lineno, "", "line is not a JSON object", line[:80]))
-                continue
-            records.append(record)
-            rows.append(lineno)
-    return records, rows, bad
+    try:
+        found, rows, fmt = read_file(path)
+    except TableError as e:
+        raise DataError(str(e)) from e
+    if fmt.header:
+        _check_columns(found, path, columns)
+    records, numbers, bad = [], [], []
+    for position, row in enumerate(rows):
+        if row.record is not None:
+            records.append(row.record)
+            numbers.append(fmt.row_number(position))
+        elif not row.blank:
+            bad.append(BadRow(str(path), fmt.row_number(position), "", row.error, (row.raw or "")[:80]))
+    return records, numbers, bad
 
 
 def _is_blank(cell: object) -> bool:
@@ -195,11 +177,13 @@ def _is_column_sum_row(records: list[dict], label_columns: tuple[str, ...]) -> b
 def _row_problems(record: dict, path: Path, row: int, label_columns: tuple[str, ...]) -> list[BadRow]:
     problems = []
     text = record.get(TEXT_COLUMN)
-    preview = text[:80] if isinstance(text, str) else ""
+    preview = repair(text[:80]) if isinstance(text, str) else ""
     if TEXT_COLUMN not in record:
         problems.append(BadRow(str(path), row, TEXT_COLUMN, "missing column"))
     elif not isinstance(text, str) or not text.strip():
         problems.append(BadRow(str(path), row, TEXT_COLUMN, "empty or non-string text"))
+    elif undecodable(text):
+        problems.append(BadRow(str(path), row, TEXT_COLUMN, BAD_ENCODING, preview))
     for column in label_columns:
         if column not in record:
             problems.append(BadRow(str(path), row, column, "missing column", preview))
