@@ -65,7 +65,7 @@ def _expected_option(leaf) -> str | None:
 
 
 @pytest.mark.parametrize(("command", "cls", "count"),
-                         [("train", TrainConfig, 29), ("serve", ServeConfig, 15)])
+                         [("train", TrainConfig, 29), ("serve", ServeConfig, 18)])
 def test_help_shows_an_option_per_scalar_setting_with_its_help(command, cls, count):
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0, result.output
@@ -146,7 +146,7 @@ def test_runtime_keys_are_the_settings_declared_identity_false():
         "max_concurrent", "max_failures", "checkpoints_to_keep", "storage_path"}
     assert set(AUDIT_RUNTIME_KEYS) == {
         "out", "token_budget", "device", "forward", "compile", "attention", "gelu", "precision",
-        "batch_size", "actors", "cpus_per_actor",
+        "batch_size", "actors", "cpus_per_actor", "min_agreement",
         "gpus_per_actor", "read_chunk_rows", "all_prompts"}
     for cls, keys in ((TrainConfig, TRAIN_RUNTIME_KEYS), (AuditConfig, AUDIT_RUNTIME_KEYS)):
         assert keys == tuple(leaf.name for leaf in leaves(cls) if not leaf.identity)

@@ -7,7 +7,8 @@
 - `AuditConfig`: an audit; it holds an `InputSpec` (where the corpus columns are) and the
   `ScoringSettings` the engine runs with.
 - `ServeConfig`: the Serve app's args (`serve_configs/*.yaml` `args:` and `valuecsv-ray serve`);
-  it holds the same `ScoringSettings`.
+  it holds the same `ScoringSettings`. Both hold an `EvaluatorChoice` (ensemble or student).
+- `DistillConfig`: a student distilled from a registry's ensemble; it holds `Hyperparameters`.
 No torch, no Ray: the CLI builds its options from these classes at import time.
 """
 
@@ -99,6 +100,35 @@ class ScoringSettings:
         """Keyword arguments of `Ensemble` (besides the device)."""
         return {"token_budget": self.token_budget, "forward": self.forward, "compile": self.compile,
                 "attention": self.attention, "gelu": self.gelu, "precision": self.precision}
+
+
+EVALUATOR_CHOICES = ("ensemble", "student")  # as valuecsv_ray.registry.students
+
+
+@dataclass(frozen=True)
+class EvaluatorChoice:
+    """Which of a registry's scorers runs: its evaluators, or the student distilled from them."""
+
+    evaluators: str = setting("ensemble", "'ensemble': the registry's evaluators; 'student': the student "
+                              "distilled from them (REGISTRY/students/STUDENT, `valuecsv-ray distill`), "
+                              "one encoder pass per window for all values")
+    student: str = setting("student", "with evaluators 'student': which of the registry's students")
+    min_agreement: float = setting(0.95, "with evaluators 'student': refuse a student whose decisions agree "
+                                   "with the ensemble's on less than this share of held-out texts for "
+                                   "any value", identity=False)
+
+    def problems(self) -> list[str]:
+        out = [] if self.evaluators in EVALUATOR_CHOICES else [
+            f"evaluators must be one of {EVALUATOR_CHOICES}, got {self.evaluators!r}"]
+        if not isinstance(self.student, str) or not self.student or "/" in self.student:
+            out.append(f"student must be a plain name, got {self.student!r}")
+        if not (is_number(self.min_agreement, 0) and self.min_agreement <= 1):
+            out.append(f"min_agreement must be in [0, 1], got {self.min_agreement!r}")
+        return out
+
+    def kwargs(self) -> dict:
+        """Keyword arguments of `registry.students.scorer_location` (besides the registry)."""
+        return {"evaluators": self.evaluators, "student": self.student, "min_agreement": self.min_agreement}
 
 
 @dataclass(frozen=True)
@@ -277,6 +307,7 @@ class AuditConfig:
                            "storage or a shared mount): scores/, quarantine/, stats/, summary.json; "
                            "re-running resumes", identity=False)
     input: InputSpec = nested(InputSpec, "where the corpus columns are")
+    scorer: EvaluatorChoice = nested(EvaluatorChoice, "the registry's evaluators or its student")
     scoring: ScoringSettings = nested(ScoringSettings, "how the engine runs")
     batch_size: int = setting(256, "rows per scoring call of an actor", identity=False)
     actors: int = setting(1, "scoring actors (each holds all the registry's models)", identity=False)
@@ -317,6 +348,7 @@ class ServeConfig:
     max_texts_per_request: int = setting(64, "more texts in one request: 413")
     max_body_bytes: int = setting(1_000_000, "larger request bodies: 413")
     max_text_chars: int = setting(100_000, "longer single texts: 413")
+    scorer: EvaluatorChoice = nested(EvaluatorChoice, "the registry's evaluators or its student")
     scoring: ScoringSettings = nested(ScoringSettings, "how the engine runs")
     max_batch_size: int = setting(32, "requests gathered into one engine call")
     batch_wait_timeout_s: float = setting(0.01, "how long a batch waits to fill")
@@ -345,6 +377,66 @@ class ServeConfig:
         return flatten(self)
 
 
+@dataclass(frozen=True)
+class DistillConfig:
+    """A student distilled from a registry's ensemble (`valuecsv-ray distill`, train.distill)."""
+
+    registry: str = setting("", "the registry whose evaluators teach (a folder written by `valuecsv-ray "
+                            "train`); the student is written to REGISTRY/students/NAME")
+    name: str = setting("student", "the student's name")
+    corpus: list = setting([], "unlabeled texts the ensemble labels for the student: files, folders or "
+                           "globs (collected answers, an audit input); the registry's annotated texts "
+                           "are always used", cli=False)
+    input: InputSpec = nested(InputSpec, "where the corpus columns are")
+    data: str | None = setting(None, "the registry's annotated data; default the file its job.json records")
+    gold_weight: float = setting(0.3, "share of the gold-label term in the loss on annotated texts (the "
+                                 "rest: the ensemble's probabilities)")
+    holdout_fraction: float = setting(0.1, "share of corpus rows held out for validation, and as much "
+                                      "again for the agreement measurement")
+    hparams: Hyperparameters = nested(Hyperparameters, "the student's training settings (backbone: "
+                                      "it may be smaller than the evaluators')")
+    num_workers: int = setting(1, "Ray Train workers (DDP when > 1)", identity=False)
+    use_gpu: bool = setting(False, "train on GPUs", identity=False)
+    resources_per_worker: dict | None = setting(None, "e.g. {CPU: 1} or {GPU: 1}; default 1 CPU or 1 GPU",
+                                                identity=False, cli=False)
+    max_failures: int = setting(2, "worker failures the run recovers from (from its last checkpoint)",
+                                identity=False)
+    teacher_actors: int = setting(1, "audit actors scoring the texts with the ensemble", identity=False)
+    cpus_per_actor: float = setting(1.0, "CPUs per audit actor (also its torch threads)", identity=False)
+    teacher_batch_size: int = setting(256, "rows per scoring call of an audit actor", identity=False)
+
+    def problems(self) -> list[str]:
+        out = ["registry is required"] if not self.registry else []
+        if not isinstance(self.name, str) or not self.name or "/" in self.name or self.name.startswith("."):
+            out.append(f"name must be a plain folder name, got {self.name!r}")
+        corpus = self.corpus
+        if not (isinstance(corpus, (list, tuple)) and all(isinstance(c, str) and c for c in corpus)):
+            out.append("corpus must be a list of files, folders or globs")
+        if not (is_number(self.gold_weight, 0) and self.gold_weight <= 1):
+            out.append(f"gold_weight must be in [0, 1], got {self.gold_weight!r}")
+        if not (is_number(self.holdout_fraction, 0) and 0 < self.holdout_fraction <= 0.25):
+            out.append(f"holdout_fraction must be in (0, 0.25], got {self.holdout_fraction!r}")
+        out += [f"{k} must be a positive integer, got {getattr(self, k)!r}"
+                for k in ("num_workers", "teacher_actors", "teacher_batch_size")
+                if not is_int(getattr(self, k), 1)]
+        if not is_number(self.cpus_per_actor, 0):
+            out.append(f"cpus_per_actor must be a number >= 0, got {self.cpus_per_actor!r}")
+        return out
+
+    def worker_resources(self) -> dict:
+        if self.resources_per_worker:
+            return dict(self.resources_per_worker)
+        return {"GPU": 1} if self.use_gpu else {"CPU": 1}
+
+    def to_dict(self) -> dict:
+        return flatten(self)
+
+
+def load_distill_config(path: str | Path | None = None, overrides: dict | None = None) -> DistillConfig:
+    """As load_train_config, for a student."""
+    return load_settings(DistillConfig, "distill", path, overrides)
+
+
 def load_train_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
     """Defaults, then the YAML file, then overrides; raises ConfigError listing every problem."""
     return load_settings(TrainConfig, "training", path, overrides)
@@ -364,5 +456,6 @@ TRAIN_RUNTIME_KEYS = runtime_keys(TrainConfig)
 AUDIT_RUNTIME_KEYS = runtime_keys(AuditConfig)
 
 __all__ = ["TrainConfig", "Hyperparameters", "AuditConfig", "InputSpec", "ScoringSettings", "ServeConfig",
+           "EvaluatorChoice", "DistillConfig", "load_distill_config",
            "ConfigError", "load_train_config", "load_audit_config", "serve_config", "TRAIN_RUNTIME_KEYS",
            "AUDIT_RUNTIME_KEYS"]

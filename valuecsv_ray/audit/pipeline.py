@@ -61,6 +61,7 @@ from valuecsv_ray.cluster import connect, worker_logging
 from valuecsv_ray.config import AuditConfig, InputSpec
 from valuecsv_ray.parts import done_hashes, row_hashes, write_part
 from valuecsv_ray.registry.manifest import Registry, load_registry
+from valuecsv_ray.registry.students import scorer_location
 from valuecsv_ray.storage import join, located
 from valuecsv_ray.taxonomy import Taxonomy
 
@@ -205,8 +206,9 @@ def run_audit(cfg: AuditConfig) -> AuditResult:
     """Score every row of the inputs into cfg.out (resuming a previous run there), then write the
     statistics over the registry's values into cfg.out/stats: the audit in one call."""
     log.info("audit config: %s", cfg.to_dict())
-    registry = load_registry(cfg.registry)
-    summary = score_corpus(cfg, registry)
+    location = scorer_location(cfg.registry, **cfg.scorer.kwargs())  # the registry, or its student
+    registry = load_registry(location)
+    summary = score_corpus(cfg, registry, location=location)
     out = cfg.out
     stats, coverage = stats_pass(join(out, SCORES), join(out, STATS), registry.taxonomy,
                                  common_prompts=not cfg.all_prompts)
@@ -214,14 +216,15 @@ def run_audit(cfg: AuditConfig) -> AuditResult:
 
 
 def score_corpus(cfg: AuditConfig, registry: Registry, engine: Callable[..., Ensemble] | None = None,
-                 progress_every_s: float = PROGRESS_EVERY_S) -> dict:
+                 progress_every_s: float = PROGRESS_EVERY_S, location: str | None = None) -> dict:
     """Score every row of the inputs with the registry's evaluators (resuming a previous run into
     cfg.out); returns the summary, after checking that every row is accounted for.
 
     `engine` stands in for `Ensemble.from_registry` in the scoring actors (same arguments; what it
     returns needs `tokenizer` and `score_encoded`): benchmarks time the pipeline alone with one
     that answers at once (bench/audit_bench.py --null-scorer). None: the registry's engine.
-    Progress goes to summary.json every `progress_every_s` seconds.
+    Progress goes to summary.json every `progress_every_s` seconds. `location`: where the actors
+    load `registry` from (a folder or URI; default cfg.registry; a student's: `registry.students`).
     """
     paths = expand_inputs(list(cfg.inputs))
     connect()
@@ -236,7 +239,7 @@ def score_corpus(cfg: AuditConfig, registry: Registry, engine: Callable[..., Ens
     try:
         rows_in = _check_pass(paths, cfg, done, out, progress)
         progress.start_scoring(rows_in)
-        _score_pass(paths, cfg, done, out, engine, progress)
+        _score_pass(paths, cfg, done, out, engine, progress, location or cfg.registry)
         summary = summarize(out, rows_in=rows_in)
     except Exception as e:
         progress.write("failed", error=f"{type(e).__name__}: {str(e)[:2000]}")
@@ -280,11 +283,12 @@ def _duplicates_message(paths: list[str], cfg: AuditConfig, twice: np.ndarray) -
 
 
 def _score_pass(paths: list[str], cfg: AuditConfig, done: np.ndarray, out: str,
-                engine: Callable[..., Ensemble] | None, progress: Progress) -> None:
-    """Score the good rows not yet done into scores/, counting them into the progress."""
+                engine: Callable[..., Ensemble] | None, progress: Progress, location: str) -> None:
+    """Score the good rows not yet done into scores/ with the registry at `location`, counting them
+    into the progress."""
     todo = _per_block(read_corpus(paths, cfg), _to_score, done=done)
     scored = todo.map_batches(
-        Scorer, fn_constructor_kwargs={"registry": cfg.registry, "device": cfg.device,
+        Scorer, fn_constructor_kwargs={"registry": location, "device": cfg.device,
                                        "scoring": cfg.scoring.engine_kwargs(),
                                        "threads": int(cfg.cpus_per_actor), "engine": engine},
         compute=ray.data.ActorPoolStrategy(size=cfg.actors, max_concurrent_calls_per_actor=2,

@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from valuecsv_ray.cli.options import Group, given, options_from
-from valuecsv_ray.config import ConfigError, ServeConfig, TrainConfig, load_train_config
-from valuecsv_ray.settings import parse_overrides
+from valuecsv_ray.config import ConfigError, EvaluatorChoice, ServeConfig, TrainConfig, load_train_config
+from valuecsv_ray.settings import build, parse_overrides
 from valuecsv_ray.taxonomy import Label
 
 
@@ -182,12 +182,18 @@ def serve_cmd(host: str, port: int, address: str | None, **flags) -> None:
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True,
               help="endpoint to query when --registry is not given")
 @click.option("--token", envvar="VALUECSV_SERVE_TOKEN", help="Bearer token (default: $VALUECSV_SERVE_TOKEN)")
-def score_cmd(texts: tuple[str, ...], registry: str | None, url: str, token: str | None) -> None:
+@options_from(EvaluatorChoice)
+def score_cmd(texts: tuple[str, ...], registry: str | None, url: str, token: str | None, **flags) -> None:
     """Score TEXTS against the registry's values and print a table (value x text)."""
     if registry:
+        from valuecsv_ray.registry.students import scorer_location
         from valuecsv_ray.scoring.engine import Ensemble
 
-        engine = Ensemble.from_registry(registry)
+        try:
+            choice = build(EvaluatorChoice, "scorer", given(flags))
+        except ConfigError as e:
+            raise click.UsageError(str(e)) from e
+        engine = Ensemble.from_registry(scorer_location(registry, **choice.kwargs()))
         results, labels = engine.score(list(texts)).to_records(), list(engine.taxonomy.labels)
     else:
         results, labels = _query(url, list(texts), token)
@@ -228,12 +234,13 @@ def _register_commands() -> None:
     from valuecsv_ray.cli.audit import audit_cmd, report_cmd
     from valuecsv_ray.cli.collect import collect_cmd
     from valuecsv_ray.cli.cvalues import cvalues
+    from valuecsv_ray.cli.distill import distill_cmd
     from valuecsv_ray.cli.eval import eval_cmd
     from valuecsv_ray.cli.leaderboard import compare_cmd, leaderboard_cmd
     from valuecsv_ray.cli.rating import rating
 
     for command in (audit_cmd, report_cmd, collect_cmd, eval_cmd, leaderboard_cmd, compare_cmd, cvalues,
-                    rating):
+                    rating, distill_cmd):
         main.add_command(command)
 
 

@@ -33,6 +33,7 @@ from ray import serve
 from ray.serve import Application
 
 from valuecsv_ray.config import ServeConfig, serve_config
+from valuecsv_ray.registry.students import scorer_location
 from valuecsv_ray.serve.api import HEALTH_TEXT, TOKEN_ENV, build_api
 from valuecsv_ray.storage import is_uri
 
@@ -64,7 +65,8 @@ class EnsembleDeployment:
 
         worker_logging()  # the engine's load phases and settings, in the replica's log
         self.args = serve_config(args)
-        self.engine = Ensemble.from_registry(self.args.registry, device=self.args.scoring.device,
+        location = scorer_location(self.args.registry, **self.args.scorer.kwargs())  # or its student
+        self.engine = Ensemble.from_registry(location, device=self.args.scoring.device,
                                              **self.args.scoring.engine_kwargs())
         self.token = self.args.token or os.environ.get(TOKEN_ENV) or None
 
@@ -98,6 +100,8 @@ def app_builder(args: dict) -> Application:
     registry = Path(validated.registry).expanduser()
     if not is_uri(validated.registry) and not registry.is_absolute():  # relative to where `serve run` builds
         validated = dataclasses.replace(validated, registry=str(registry.resolve()))
+    if validated.scorer.evaluators == "student":  # refused here, before any replica starts
+        scorer_location(validated.registry, **validated.scorer.kwargs())
     deployment = EnsembleDeployment.options(
         max_ongoing_requests=validated.max_ongoing_requests,
         max_queued_requests=validated.max_queued_requests,

@@ -1,0 +1,212 @@
+"""Distil a registry's ensemble into one student: a shared encoder with a head per value.
+
+    student_dir = distill(load_distill_config(overrides={
+        "registry": "runs/valuecsv5000-tiny", "corpus": ["answers.jsonl"]}))
+    # -> runs/valuecsv5000-tiny/students/student/: an ordinary multi-label registry
+
+1. Teacher probabilities through the audit path (Ray Data, `audit.pipeline.score_corpus`), cached
+   as Parquet in REGISTRY/distill_cache/<registry id>/: the teacher's annotated texts (`gold/`)
+   and each corpus the user names (`corpus-<key>/`, the key hashes the files and column spec).
+   A second student of the same registry reuses them; an interrupted scoring resumes.
+2. Parts: the annotated texts keep the teacher's split (train / validation / test) and their gold
+   labels; corpus rows are dealt by a hash of their row id: `holdout_fraction` to validation, as
+   much to test (held out), the rest to train. Corpus texts equal to an annotated one are left out.
+3. One Ray Train run (`distill_worker.train_student`, DDP over `num_workers`) fits the student on
+   the ensemble's probabilities (and the gold labels, `gold_weight`), then fits its temperatures
+   and thresholds to the ensemble and measures it on held-out text.
+4. The student is written as a registry of its own (mode multilabel, its backbone, the teacher's
+   registry id, per value its gold metrics beside the ensemble's and its agreement) under
+   REGISTRY/students/NAME, next to the evaluators (`registry.students`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from valuecsv_ray.audit.schema import prob_columns
+from valuecsv_ray.config import DistillConfig, load_audit_config
+from valuecsv_ray.errors import ValuecsvError
+from valuecsv_ray.parts import row_hashes
+from valuecsv_ray.registry import manifest as reg
+from valuecsv_ray.registry.students import STUDENTS, student_summary
+from valuecsv_ray.storage import read_parquet
+from valuecsv_ray.train.annotated import load_annotated
+from valuecsv_ray.train.distill_worker import PARTS, StudentSpec, train_student
+from valuecsv_ray.train.worker import FINAL_DIR, RESULT_FILE
+
+log = logging.getLogger(__name__)
+CACHE = "distill_cache"
+
+
+class DistillError(ValuecsvError, RuntimeError):
+    """A student that cannot be made: no annotated data, an unusable corpus, a failed run."""
+
+
+def distill(cfg: DistillConfig) -> Path:
+    """Make (or finish) the student cfg.name of cfg.registry; returns its registry folder."""
+    from valuecsv_ray.cluster import connect
+
+    log.info("distill config: %s", cfg.to_dict())
+    teacher = reg.load_registry(cfg.registry)
+    path = teacher.path / STUDENTS / cfg.name
+    connect()
+    frames = teacher_probabilities(cfg, teacher)
+    spec, counts = student_spec(cfg, teacher, frames)
+    job = _job_record(cfg, teacher, counts)
+    reg.start_job(path, job)
+    if reg.evaluator_done(path, "multilabel"):
+        log.info("student %s is already trained; writing its manifest", path)
+    else:
+        final_dir, result = _fit(cfg, path, spec)
+        reg.add_evaluator(path, "multilabel", final_dir, result, job)
+    manifest = reg.write_manifest(path, ("multilabel",))
+    log.info("student %s: %s", manifest["registry_id"], student_summary(manifest))
+    return path
+
+
+def teacher_probabilities(cfg: DistillConfig, teacher: reg.Registry) -> dict[str, pd.DataFrame]:
+    """{"gold": ..., "corpus": ...}: row_id, text and the ensemble's p_<value> per row (through the
+    audit path; cached, so scored once per registry and corpus)."""
+    from valuecsv_ray.audit.paths import expand_inputs
+
+    cache = teacher.path / CACHE / teacher.registry_id
+    texts, labels, parts = annotated_texts(cfg, teacher)
+    gold_file = cache / "gold_texts.parquet"
+    if not gold_file.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"id": [f"gold-{i}" for i in range(len(texts))], "text": texts,
+                                 "model": ["annotated"] * len(texts)}), gold_file)
+    gold = _scored(cfg, teacher, [str(gold_file)], cache / "gold", {"text_column": "text", "wide": False})
+    gold = gold.assign(part=parts[gold["row_id"].str.slice(5).astype(int).to_numpy()])
+    gold_labels = labels[gold["row_id"].str.slice(5).astype(int).to_numpy()]
+    frames = {"gold": gold.assign(**{f"gold_{j}": gold_labels[:, j] for j in range(labels.shape[1])})}
+    if cfg.corpus:
+        paths = expand_inputs(list(cfg.corpus))
+        key = _corpus_key(paths, cfg)
+        frames["corpus"] = _scored(cfg, teacher, paths, cache / f"corpus-{key}", {})
+    return frames
+
+
+def annotated_texts(cfg: DistillConfig, teacher: reg.Registry) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The teacher's annotated texts, gold labels (n, values) and each row's part of its split."""
+    job = json.loads((teacher.path / reg.JOB_FILE).read_text(encoding="utf-8"))
+    source = cfg.data or job["config"]["data"]
+    try:
+        data = load_annotated(source, teacher.taxonomy, limit=job["config"].get("limit_rows"),
+                              skip_bad_rows=job["config"].get("skip_bad_rows", False))
+    except OSError as e:
+        raise DistillError(f"the teacher's annotated data {source} cannot be read ({e}); pass "
+                           "--data with a copy of it") from e
+    if data.sha256 != job["data"]["sha256"]:
+        raise DistillError(f"{source} is not the data {teacher.path} was trained on (sha256 "
+                           f"{data.sha256[:12]} != {job['data']['sha256'][:12]}); pass --data")
+    split = json.loads((teacher.path / reg.SPLIT_FILE).read_text(encoding="utf-8"))["indices"]
+    parts = np.full(len(data), "", dtype=object)
+    for part, rows in split.items():
+        parts[rows] = part
+    return list(data.texts), np.asarray(data.labels, dtype=np.float32), parts
+
+
+def _scored(cfg: DistillConfig, teacher: reg.Registry, inputs: list[str], out: Path,
+            spec: dict) -> pd.DataFrame:
+    """row_id, text and p_<value> of every scorable row of `inputs`, scored by the teacher through
+    the audit (resumed from, or reused in, `out`)."""
+    from valuecsv_ray.audit.pipeline import read_corpus, score_corpus
+
+    input_spec = {**{k: v for k, v in cfg.to_dict().items() if k in _INPUT_KEYS}, **spec}
+    audit = load_audit_config(overrides={
+        "inputs": inputs, "registry": str(teacher.path), "out": str(out), "actors": cfg.teacher_actors,
+        "cpus_per_actor": cfg.cpus_per_actor, "batch_size": cfg.teacher_batch_size, **input_spec})
+    started = time.perf_counter()
+    summary = score_corpus(audit, teacher)
+    log.info("teacher probabilities in %s: %d rows scored (%d quarantined) in %.1f s", out,
+             summary["rows_scored"], summary["rows_quarantined"], time.perf_counter() - started)
+    probs = read_parquet(str(out / "scores"), ["row_id", *prob_columns(teacher.taxonomy)]).to_pandas()
+    batches = read_corpus(inputs, audit).select_columns(["row_id", "text", "error"]).iter_batches(
+        batch_format="pandas", batch_size=None)
+    texts = pd.concat([b[b["error"].isna()][["row_id", "text"]] for b in batches]
+                      or [pd.DataFrame({"row_id": [], "text": []})])
+    return probs.merge(texts, on="row_id", how="inner", validate="one_to_one")
+
+
+_INPUT_KEYS = ("text_column", "model_column", "prompt_column", "id_column", "wide", "question_column",
+               "default_model", "sheet", "status_column")
+
+
+def _corpus_key(paths: list[str], cfg: DistillConfig) -> str:
+    """Names a corpus's cache: its files (path, size, modification time) and column spec."""
+    h = hashlib.sha256(json.dumps({k: cfg.to_dict()[k] for k in _INPUT_KEYS}, sort_keys=True).encode())
+    for p in sorted(paths):
+        stat = Path(p).stat() if Path(p).exists() else None
+        h.update(f"{p}\0{stat.st_size if stat else ''}\0{stat.st_mtime_ns if stat else ''}\n".encode())
+    return h.hexdigest()[:12]
+
+
+def student_spec(cfg: DistillConfig, teacher: reg.Registry, frames: dict[str, pd.DataFrame]
+                 ) -> tuple[StudentSpec, dict]:
+    """The student's parts (texts, teacher probabilities, gold labels or NaN) and their counts."""
+    value_ids = list(teacher.taxonomy.ids)
+    gold = frames["gold"]
+    corpus = frames.get("corpus", pd.DataFrame(columns=["row_id", "text"]))
+    corpus = corpus[~corpus["text"].isin(set(gold["text"]))]  # no held-out annotated text in train
+    hashed = (row_hashes(pa.array(corpus["row_id"].astype(str))) % 10_000) / 10_000 if len(corpus) else []
+    corpus = corpus.assign(part=np.select([np.asarray(hashed) < cfg.holdout_fraction,
+                                           np.asarray(hashed) < 2 * cfg.holdout_fraction],
+                                          ["test", "validation"], "train") if len(corpus) else [])
+    probs = list(prob_columns(teacher.taxonomy))
+    texts, teacher_p, gold_y, counts = {}, {}, {}, {}
+    for part in PARTS:
+        g, c = gold[gold["part"] == part], corpus[corpus["part"] == part]
+        texts[part] = [*g["text"], *c["text"]]
+        teacher_p[part] = np.concatenate([g[probs].to_numpy(), c[probs].to_numpy()]).tolist()
+        labels = g[[f"gold_{j}" for j in range(len(value_ids))]].to_numpy(dtype=float)
+        gold_y[part] = np.concatenate([labels, np.full((len(c), len(value_ids)), np.nan)]).tolist()
+        counts[part] = {"annotated": len(g), "corpus": len(c)}
+    thresholds = [teacher.manifest["evaluators"][v]["threshold"] for v in value_ids]
+    spec = StudentSpec(value_ids=value_ids, texts=texts, teacher=teacher_p, gold=gold_y,
+                       teacher_thresholds=thresholds, gold_weight=cfg.gold_weight, hparams=cfg.hparams)
+    log.info("student parts: %s", counts)
+    return spec, counts
+
+
+def _fit(cfg: DistillConfig, path: Path, spec: StudentSpec) -> tuple[Path, dict]:
+    trainer = TorchTrainer(
+        train_student, train_loop_config=spec.to_config(),
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
+                                     resources_per_worker=cfg.worker_resources()),
+        run_config=RunConfig(name=f"student-{cfg.name}", storage_path=str((path / "_ray").resolve()),
+                             failure_config=FailureConfig(max_failures=cfg.max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2)))
+    result = trainer.fit()
+    if result.error:
+        raise DistillError(f"the student's run failed: {result.error}; run the same command again "
+                           "to resume it from its last checkpoint") from result.error
+    local = Path(result.checkpoint.to_directory())
+    return local / FINAL_DIR, json.loads((local / RESULT_FILE).read_text())
+
+
+def _job_record(cfg: DistillConfig, teacher: reg.Registry, counts: dict) -> dict:
+    config = {**cfg.to_dict(), "mode": "multilabel", "teacher_registry_id": teacher.registry_id,
+              "teacher_backbone": teacher.manifest.get("backbone")}
+    config["registry"] = str(Path(cfg.registry))
+    return {
+        "config": config, "taxonomy": teacher.taxonomy.to_dict(),
+        "data": {"source": f"distilled from {teacher.registry_id}",
+                 "sha256": teacher.manifest["data"]["sha256"],
+                 "n_samples": sum(sum(c.values()) for c in counts.values()), "corpus": list(cfg.corpus),
+                 "cache": str(teacher.path / CACHE / teacher.registry_id)},
+        "split": {"seed": teacher.manifest["split"]["seed"], "counts": counts,
+                  "holdout_fraction": cfg.holdout_fraction},
+        "versions": reg.versions(), "created": time.time(),
+    }

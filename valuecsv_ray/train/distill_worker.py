@@ -1,0 +1,158 @@
+"""The Ray Train worker of a student: one encoder, one sigmoid head per value, fitted to the ensemble.
+
+    TorchTrainer(train_student, train_loop_config=spec.to_config(), ...)
+
+The same loop as the evaluators' (`worker.py`): data-parallel over the workers (DDP), an epoch per
+`ray.train.report` with a checkpoint (a dead worker restarts from it), early stopping on the
+validation loss; the targets are the ensemble's calibrated probabilities mixed with the gold
+labels where a text has them (`distill_eval.SoftTargetLoss`). Rank 0 then restores the best epoch,
+fits temperatures and thresholds to the ensemble and measures the agreement on held-out text
+(`distill_eval.evaluate_student`), and reports a `final/` HF folder (a multi-label model, as in a
+`mode: multilabel` registry) plus `result.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import ray.train
+import ray.train.torch
+import torch
+from transformers import get_linear_schedule_with_warmup
+
+from valuecsv_ray.backbone import load_backbone
+from valuecsv_ray.config import Hyperparameters
+from valuecsv_ray.train.distill_eval import Part, SoftTargetLoss, evaluate_student
+from valuecsv_ray.train.evaluate import WindowRule
+from valuecsv_ray.train.loop import (
+    encode,
+    loss_sums,
+    make_optimizer,
+    precision_name,
+    predict_logits,
+    resolve_precision,
+    train_epoch,
+)
+from valuecsv_ray.train.worker import (
+    FINAL_DIR,
+    RESULT_FILE,
+    Progress,
+    _all_sum_ratio,
+    _epoch_summary,
+    _log,
+    _report_epoch,
+    _report_final_again,
+    _restore,
+    _shard,
+)
+
+PARTS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class StudentSpec:
+    """What a student's Ray Train run fits; travels to the workers as `train_loop_config`."""
+
+    value_ids: list[str]  # the head's outputs, in taxonomy order
+    texts: dict[str, list[str]]  # per part: train, validation, test (held out)
+    teacher: dict[str, list]  # per part: (n, values) the ensemble's calibrated probabilities
+    gold: dict[str, list]  # per part: (n, values) 0/1 gold labels, NaN where a text has none
+    teacher_thresholds: list[float]  # the ensemble's thresholds (its decisions), per value
+    gold_weight: float  # share of the gold term in the loss on texts with gold labels
+    hparams: Hyperparameters
+
+    def to_config(self) -> dict:
+        return {**asdict(self), "hparams": asdict(self.hparams)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> StudentSpec:
+        return cls(**{**config, "hparams": Hyperparameters(**config["hparams"])})
+
+    def part(self, name: str) -> Part:
+        teacher = np.asarray(self.teacher[name], dtype=np.float32).reshape(-1, len(self.value_ids))
+        gold = np.asarray(self.gold[name], dtype=np.float32).reshape(-1, len(self.value_ids))
+        return Part(self.texts[name], teacher, teacher >= np.asarray(self.teacher_thresholds), gold)
+
+
+def train_student(config: dict) -> None:
+    """Ray Train loop for a student; `config` is `StudentSpec.to_config()`."""
+    spec = StudentSpec.from_config(config)
+    hp = spec.hparams
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    if hp.torch_threads:
+        torch.set_num_threads(hp.torch_threads)
+    torch.manual_seed(hp.seed)
+    tokenizer, model = load_backbone(hp.backbone, len(spec.value_ids), True)
+    parts = {name: spec.part(name) for name in PARTS}
+    ids = {name: encode(tokenizer, parts[name].texts, hp.max_length) for name in ("train", "validation")}
+    targets = {name: np.concatenate([parts[name].teacher, parts[name].gold], axis=1)
+               for name in ("train", "validation")}
+    device = ray.train.torch.get_device()
+    amp_dtype = resolve_precision(hp.precision, device)
+    model = ray.train.torch.prepare_model(model)
+    core = getattr(model, "module", model)
+    optimizer = make_optimizer(model.parameters(), hp.learning_rate, hp.weight_decay, device)
+    steps = math.ceil(len(targets["train"]) // world / hp.batch_size) * hp.max_epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * steps), steps)
+    progress, best_state = Progress(), None
+    if checkpoint := ray.train.get_checkpoint():
+        with checkpoint.as_directory() as ckpt:
+            if (Path(ckpt) / FINAL_DIR).is_dir():
+                _report_final_again(Path(ckpt), rank)
+                return
+            progress, best_state = _restore(Path(ckpt), core, optimizer, scheduler)
+    progress.attempts.append({"start_epoch": progress.epoch, "at": time.time(), "pid": os.getpid(),
+                              "node": socket.gethostname(), "precision": precision_name(amp_dtype)})
+    loss_fn, pad_id = SoftTargetLoss(len(spec.value_ids), spec.gold_weight), tokenizer.pad_token_id
+    while progress.epoch < hp.max_epochs and progress.bad_epochs < hp.patience:
+        rng = np.random.default_rng(hp.seed + progress.epoch)
+        order = _shard(rng.permutation(len(targets["train"])), rank, world, equal=True)
+        stats = train_epoch(model, ids["train"], targets["train"], order, hp.batch_size, optimizer,
+                            scheduler, loss_fn, device, pad_id, amp_dtype=amp_dtype)
+        summary = _epoch_summary(stats)
+        val_idx = _shard(np.arange(len(targets["validation"])), rank, world, equal=False)
+        logits = predict_logits(core, ids["validation"], val_idx, hp.batch_size, device, pad_id,
+                                amp_dtype=amp_dtype)
+        val_loss = _all_sum_ratio(*loss_sums(loss_fn, logits, targets["validation"][val_idx]))
+        if progress.record(summary.pop("train_loss"), val_loss, **summary):
+            best_state = {k: v.detach().cpu().clone() for k, v in core.state_dict().items()}
+        _log(rank, f"[student] epoch {progress.epoch}/{hp.max_epochs} train_loss="
+                   f"{progress.history[-1]['train_loss']:.4f} val_loss={val_loss:.4f} best_epoch="
+                   f"{progress.best_epoch + 1} samples/s={summary['samples_per_s']:.1f}")
+        _report_epoch(progress, core, optimizer, scheduler, best_state, rank)
+    core.load_state_dict(best_state)
+    _finish(spec, core, tokenizer, parts, progress, device, rank)
+
+
+def _finish(spec: StudentSpec, core, tokenizer, parts: dict[str, Part], progress: Progress,
+            device: torch.device, rank: int) -> None:
+    """Rank 0: fit the student to the ensemble and measure it (`evaluate_student`), then report the
+    final HF folder and result.json."""
+    if rank != 0:
+        ray.train.report({"final": True})
+        return
+    hp = spec.hparams
+    rule = WindowRule.of(hp.max_length, hp.stride, hp.aggregate)
+    evaluation = evaluate_student(core, tokenizer, spec.value_ids, parts, spec.teacher_thresholds, rule,
+                                  device, hp.eval_token_budget)
+    core.config.id2label = dict(enumerate(spec.value_ids))
+    core.config.label2id = {label: i for i, label in enumerate(spec.value_ids)}
+    result = {"task_id": "multilabel", **evaluation, "train_start": progress.started_at,
+              "train_end": time.time(), "epochs_run": progress.epoch, "best_epoch": progress.best_epoch,
+              "best_val_loss": progress.best_val_loss, "stopped_early": progress.epoch < hp.max_epochs,
+              "history": progress.history, "attempts": progress.attempts}
+    with tempfile.TemporaryDirectory() as tmp:
+        core.save_pretrained(Path(tmp) / FINAL_DIR)
+        tokenizer.save_pretrained(Path(tmp) / FINAL_DIR)
+        (Path(tmp) / RESULT_FILE).write_text(json.dumps(result, indent=2))
+        ray.train.report({"final": True}, checkpoint=ray.train.Checkpoint.from_directory(tmp),
+                         checkpoint_dir_name=FINAL_DIR)
