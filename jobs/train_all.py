@@ -1,6 +1,6 @@
 """Ray job entry: train the twelve evaluators (or the multi-label one) and print the metrics.
 
-    ray job submit --working-dir . -- python jobs/train_all.py --config configs/quickstart.yaml \
+    ray job submit --working-dir . -- python jobs/train_all.py --config configs/train/quickstart.yaml \
         --runs-dir "$PWD/runs"
 
 Same flags as `valuecsv-ray train` (config file, then flags, then --set KEY=VALUE). Under

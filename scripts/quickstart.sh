@@ -28,7 +28,7 @@ ray start --head --num-cpus=2 --dashboard-host=127.0.0.1 --disable-usage-stats >
 trap 'ray stop --force >/dev/null 2>&1 || true' EXIT
 
 ray job submit --working-dir "$ROOT" -- \
-    python jobs/train_all.py --config configs/quickstart.yaml --runs-dir "$ROOT/runs"
+    python jobs/train_all.py --config configs/train/quickstart.yaml --runs-dir "$ROOT/runs"
 
 echo
 valuecsv-ray registry show "$ROOT/runs/quickstart"

@@ -92,7 +92,7 @@ def main() -> None:
             cli,
             "train",
             "--config",
-            str(ROOT / "configs/quickstart.yaml"),
+            str(ROOT / "configs/train/quickstart.yaml"),
             "--runs-dir",
             f"{root}/runs",
             "--name",

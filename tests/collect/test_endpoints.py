@@ -151,7 +151,7 @@ def test_params_hold_what_decides_an_answer_and_are_stable():
 
 
 def test_the_shipped_endpoints_file_loads():
-    shipped = Path(__file__).resolve().parents[2] / "configs" / "endpoints-stub.yaml"
+    shipped = Path(__file__).resolve().parents[2] / "configs" / "collect" / "endpoints-stub.yaml"
     endpoints = load_endpoints(shipped)
     assert [e.name for e in endpoints] == ["stub-a", "stub-b", "stub-c"]
     assert all(e.api_key_env == "STUB_API_KEY" for e in endpoints) and endpoints[2].samples == 2

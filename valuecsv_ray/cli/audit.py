@@ -17,7 +17,7 @@ from valuecsv_ray.settings import parse_overrides
 @click.command("audit", cls=Command)
 @click.argument("inputs", nargs=-1)
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              help="YAML file of audit settings (see configs/audit-*.yaml)")
+              help="YAML file of audit settings (see configs/audit/)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="any audit setting")
 @options_from(AuditConfig)
 def audit_cmd(inputs: tuple[str, ...], config_path: str | None, overrides: tuple[str, ...], **flags) -> None:

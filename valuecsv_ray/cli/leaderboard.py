@@ -18,8 +18,8 @@ from valuecsv_ray.cli.options import Command
 @click.command("leaderboard", cls=Command)
 @click.argument("path", metavar="STATS_OR_EVAL_DIR", type=click.Path(exists=True, file_okay=False))
 @click.option("--profile", "profiles", multiple=True, default=("uniform",), show_default=True,
-              help="weight profile: a preset (uniform, or a group of the taxonomy) or a YAML file; "
-                   "repeatable")
+              help="weight profile: a preset (uniform, a group of the taxonomy, or a preset file shipped "
+                   "beside it; `valuecsv-ray profiles` lists them) or a YAML file; repeatable")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="output folder (default: EVAL/leaderboard, or leaderboard/ inside the audit folder)")
 @click.option("--n-boot", default=2000, show_default=True, type=click.IntRange(min=1),

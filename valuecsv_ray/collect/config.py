@@ -129,7 +129,7 @@ def load_endpoints(path: str | Path) -> list[Endpoint]:
     if not isinstance(raw, list) or not raw:
         raise ConfigError(
             f"{path}: expected a non-empty list under `endpoints:` "
-            "(each with name, base_url, model; see configs/endpoints-stub.yaml)"
+            "(each with name, base_url, model; see configs/collect/endpoints-stub.yaml)"
         )
     endpoints, errors = [], []
     for i, entry in enumerate(raw):

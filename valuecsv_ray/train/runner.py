@@ -1,6 +1,6 @@
 """Train the evaluators of one job concurrently with Ray Train and publish the registry.
 
-    registry_dir = train_all(load_train_config("configs/quickstart.yaml"))
+    registry_dir = train_all(load_train_config("configs/train/quickstart.yaml"))
 
 Each evaluator is its own `TorchTrainer` run named NAME-<value>, fitted from a thread pool
 (`max_concurrent` at a time; Ray queues runs whose workers do not fit yet). Re-running a
