@@ -1,7 +1,7 @@
-"""Every YAML that ships loads with the loader of its kind, and the folder says the kind: configs/<command>/
-(train, audit, collect, eval), serve_configs/ (Ray Serve), and the taxonomies and weight-profile presets
-in valuecsv_ray/resources/. A file in a folder no loader is declared for, or one its loader refuses, fails.
-Nothing here starts Ray."""
+"""Every YAML that ships loads with the loader of its kind, and the folder says the kind:
+configs/<command>/ (train, distill, audit, collect, eval), serve_configs/ (Ray Serve), and the
+taxonomies and weight-profile presets in valuecsv_ray/resources/. A file in a folder no loader is
+declared for, or one its loader refuses, fails. Nothing here starts Ray."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from valuecsv_ray.collect.config import load_collect_config, load_endpoints
-from valuecsv_ray.config import load_audit_config, load_train_config, serve_config
+from valuecsv_ray.config import load_audit_config, load_distill_config, load_train_config, serve_config
 from valuecsv_ray.eval.config import load_eval_config
 from valuecsv_ray.leaderboard.profiles import load_profiles, presets
 from valuecsv_ray.settings import read_yaml
@@ -18,11 +18,15 @@ from valuecsv_ray.taxonomy import load_taxonomy
 
 ROOT = Path(__file__).resolve().parents[1]
 RESOURCES = ROOT / "valuecsv_ray" / "resources"
-FROM_THE_COMMAND_LINE = {"inputs": ["x.jsonl"], "registry": "r", "out": "o"}  # an audit's, per run
+FROM_THE_COMMAND_LINE = {"inputs": ["x.jsonl"], "registry": "r", "out": "o"}  # per run, not in a file
 
 
 def train(path: Path) -> None:
     load_train_config(path)
+
+
+def distill(path: Path) -> None:
+    load_distill_config(path, {"registry": FROM_THE_COMMAND_LINE["registry"]})
 
 
 def audit(path: Path) -> None:
@@ -66,6 +70,7 @@ def profile_presets(path: Path) -> None:
 
 LOADERS: dict[Path, Callable[[Path], None]] = {  # folder -> the loader of the files in it
     ROOT / "configs" / "train": train,
+    ROOT / "configs" / "distill": distill,
     ROOT / "configs" / "audit": audit,
     ROOT / "configs" / "collect": collect,
     ROOT / "configs" / "eval": evaluation,

@@ -1,6 +1,6 @@
 """Every setting of valuecsv-ray, declared once (see `settings.py` for how they load).
 
-    cfg = load_train_config("configs/quickstart.yaml", {"max_epochs": 3})
+    cfg = load_train_config("configs/train/quickstart.yaml", {"max_epochs": 3})
     cfg.hparams.learning_rate, cfg.registry_dir
 
 - `TrainConfig`: a training job; it holds the `Hyperparameters` each evaluator run gets.

@@ -1,6 +1,6 @@
 """The `valuecsv-ray` command line.
 
-    valuecsv-ray train --config configs/quickstart.yaml --set max_epochs=3
+    valuecsv-ray train --config configs/train/quickstart.yaml --set max_epochs=3
     valuecsv-ray registry show runs/quickstart
     valuecsv-ray data fetch --dest data/
 """
@@ -33,7 +33,7 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              help="YAML file of TrainConfig settings (see configs/)")
+              help="YAML file of TrainConfig settings (see configs/train/)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override any setting, e.g. --set learning_rate=1e-3 (repeatable)")
 @click.option("--address", help="Ray cluster address (default: RAY_ADDRESS, a running cluster, or local)")
@@ -237,10 +237,11 @@ def _register_commands() -> None:
     from valuecsv_ray.cli.distill import distill_cmd
     from valuecsv_ray.cli.eval import eval_cmd
     from valuecsv_ray.cli.leaderboard import compare_cmd, leaderboard_cmd
+    from valuecsv_ray.cli.profiles import profiles_cmd
     from valuecsv_ray.cli.rating import rating
 
-    for command in (audit_cmd, report_cmd, collect_cmd, eval_cmd, leaderboard_cmd, compare_cmd, cvalues,
-                    rating, distill_cmd):
+    for command in (audit_cmd, report_cmd, collect_cmd, eval_cmd, leaderboard_cmd, profiles_cmd, compare_cmd,
+                    cvalues, rating, distill_cmd):
         main.add_command(command)
 
 
