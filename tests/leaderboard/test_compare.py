@@ -1,5 +1,5 @@
 """Paired comparison: Holm against a hand computation, a shift on one value found significant and
-the others not, bootstrap p-values, and the errors."""
+the others not, and the errors (the bootstrap itself: tests/test_resampling.py)."""
 
 import re
 
@@ -10,7 +10,6 @@ import pytest
 from valuecsv_ray.audit.schema import prob_column
 from valuecsv_ray.leaderboard.compare import (
     COMPARE_COLUMNS,
-    bootstrap_p_values,
     compare,
     format_compare,
     holm,
@@ -24,12 +23,6 @@ def test_holm_equals_a_hand_computation():
     np.testing.assert_allclose(holm([0.5, 0.6]), [1.0, 1.0])  # 0.5*2 = 1.0 caps, 0.6 inherits it
     np.testing.assert_allclose(holm([0.02]), [0.02])
     assert holm([]).shape == (0,)
-
-
-def test_bootstrap_p_values():
-    boot = np.array([[0.1, -0.1, 0.0], [0.2, 0.1, 0.0], [0.3, 0.2, 0.0], [0.4, 0.3, 0.0]])
-    # column 0: none <= 0 -> 2 * 1/5; column 1: one <= 0 -> 2 * 2/5; column 2: all == 0 -> capped at 1
-    np.testing.assert_allclose(bootstrap_p_values(boot), [0.4, 0.8, 1.0])
 
 
 def shifted_pair(taxonomy, make_scores, value_id: str, n_prompts: int = 60) -> pd.DataFrame:

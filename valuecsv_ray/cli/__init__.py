@@ -17,6 +17,7 @@ from valuecsv_ray.cli.options import Group, given, options_from
 from valuecsv_ray.config import ConfigError, EvaluatorChoice, ServeConfig, TrainConfig, load_train_config
 from valuecsv_ray.settings import build, parse_overrides
 from valuecsv_ray.taxonomy import Label
+from valuecsv_ray.text_table import text_table
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -214,19 +215,10 @@ def _query(url: str, texts: list[str], token: str | None) -> tuple[list[dict], l
 def format_scores(texts: list[str], results: list[dict], labels: list[Label]) -> str:
     """Value x text table of probabilities, values in taxonomy order; '*' marks values labelled present."""
     header = ["value", "group"] + [f"[{i}] {t[:12]}" for i, t in enumerate(texts)]
-    rows = [header]
-    for v in labels:
-        rows.append([v.name, v.group] + [
-            f"{r['probs'][v.id]:.3f}{'*' if r['labels'][v.id] else ' '}" for r in results])
-    widths = [max(_width(row[c]) for row in rows) for c in range(len(header))]
-    lines = ["  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=True))
-             for row in rows]
-    return "\n".join(lines + ["* = above the evaluator's threshold"])
-
-
-def _width(text: str) -> int:
-    """Display width: CJK characters take two columns."""
-    return sum(2 if "\u2e80" <= ch <= "\uffef" else 1 for ch in text)
+    rows = [[v.name, v.group] + [f"{r['probs'][v.id]:.3f}{'*' if r['labels'][v.id] else ' '}"
+                                 for r in results] for v in labels]
+    table = text_table(header, rows, right=range(2, len(header)))
+    return table + "\n* = above the evaluator's threshold"
 
 
 def _register_commands() -> None:

@@ -24,6 +24,7 @@ def audit_cmd(inputs: tuple[str, ...], config_path: str | None, overrides: tuple
     """Score INPUTS (files, folders, globs, URIs) with a registry; write scores, quarantine, stats."""
     from valuecsv_ray.audit.pipeline import run_audit
     from valuecsv_ray.audit.report import coverage_statement, model_value_table
+    from valuecsv_ray.text_table import frame_table
 
     try:
         settings = {**given(flags), **parse_overrides(overrides)}
@@ -36,7 +37,7 @@ def audit_cmd(inputs: tuple[str, ...], config_path: str | None, overrides: tuple
     table = model_value_table(result.stats, result.taxonomy)
     click.echo(format_summary(result.summary))
     click.echo(f"\n{coverage_statement(result.coverage)}\nmean probability per model and value:")
-    click.echo(table.to_string(float_format=lambda x: f"{x:.3f}"))
+    click.echo(frame_table(table, index=True))
     click.echo(f"\nstatistics in {result.stats_dir}; for the report: valuecsv-ray report {result.stats_dir}")
 
 

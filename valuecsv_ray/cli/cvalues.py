@@ -27,6 +27,7 @@ from valuecsv_ray.cvalues.metrics import (
 )
 from valuecsv_ray.cvalues.pairs import DEMO, PAIR_SCHEMAS, demo_pairs_path, load_pairs
 from valuecsv_ray.cvalues.parse import LABEL_NEED_CHECK, RULES
+from valuecsv_ray.text_table import frame_table
 
 NEED_CHECK_XLSX = "need_check.xlsx"  # score's default --manual-out, inside --out
 
@@ -155,7 +156,7 @@ def format_table(metrics: pd.DataFrame) -> str:
         "position bias": [_number(v, "+.3f") for v in overall["position_bias"]],
         "not collected": overall["not_collected"],
     })
-    return table.to_string(index=False)
+    return frame_table(table, right=[c for c in table.columns if c != "model"])
 
 
 def _report(metrics: pd.DataFrame, not_collected: pd.DataFrame) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from valuecsv_ray.cli.options import Command
+from valuecsv_ray.resampling import N_BOOT
 
 
 @click.command("leaderboard", cls=Command)
@@ -22,7 +23,7 @@ from valuecsv_ray.cli.options import Command
                    "beside it; `valuecsv-ray profiles` lists them) or a YAML file; repeatable")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="output folder (default: EVAL/leaderboard, or leaderboard/ inside the audit folder)")
-@click.option("--n-boot", default=2000, show_default=True, type=click.IntRange(min=1),
+@click.option("--n-boot", default=N_BOOT, show_default=True, type=click.IntRange(min=1),
               help="bootstrap resamples of the prompts for the 95% intervals")
 @click.option("--seed", default=0, show_default=True, type=int, help="seed of the bootstrap resamples")
 def leaderboard_cmd(path: str, profiles: tuple[str, ...], out_dir: str | None, n_boot: int,
@@ -52,7 +53,7 @@ def leaderboard_cmd(path: str, profiles: tuple[str, ...], out_dir: str | None, n
 @click.argument("model_a")
 @click.argument("model_b")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="also write the table to this CSV")
-@click.option("--n-boot", default=2000, show_default=True, type=click.IntRange(min=1),
+@click.option("--n-boot", default=N_BOOT, show_default=True, type=click.IntRange(min=1),
               help="paired bootstrap resamples of the common prompts")
 @click.option("--seed", default=0, show_default=True, type=int, help="seed of the bootstrap resamples")
 def compare_cmd(path: str, model_a: str, model_b: str, out_file: str | None, n_boot: int, seed: int) -> None:

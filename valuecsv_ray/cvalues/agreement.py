@@ -4,11 +4,12 @@
     print(format_summary(aggregate_ratings(read_ratings(Path("ratings.parquet")))))
 
 The mean weighs each answer (item) once: an item's ratings are averaged first, then the items. Its
-95% interval is a percentile bootstrap over items (2,000 resamples, seeded), so an item rated twice
-is resampled as one unit. Agreement uses the items rated by >= 2 raters only: Krippendorff's alpha
-(ordinal by default; Krippendorff 2011, "Computing Krippendorff's Alpha-Reliability") and the
-exact-agreement share (of all pairs of ratings of one item, the share that are equal). Rows are
-grouped by `source` before anything else, so human ratings and a judge LLM's are never pooled.
+95% interval is a percentile bootstrap over items (valuecsv_ray.resampling, N_BOOT resamples,
+seeded), so an item rated twice is resampled as one unit. Agreement uses the items rated by >= 2
+raters only: Krippendorff's alpha (ordinal by default; Krippendorff 2011, "Computing Krippendorff's
+Alpha-Reliability") and the exact-agreement share (of all pairs of ratings of one item, the share
+that are equal). Rows are grouped by `source` before anything else, so human ratings and a judge
+LLM's are never pooled.
 No Ray, no torch.
 """
 
@@ -21,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from valuecsv_ray.cvalues.human import RatingError
+from valuecsv_ray.resampling import N_BOOT, bootstrap_mean_ci
+from valuecsv_ray.text_table import frame_table
 
 LEVELS = ("nominal", "ordinal", "interval")
 ALL = "(all)"  # the model / domain of a row that pools them
@@ -82,19 +85,6 @@ def exact_agreement(units: Iterable[Sequence[float]]) -> float:
     return agree / pairs if pairs else float("nan")
 
 
-def bootstrap_mean_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile bootstrap interval of the mean of `values`; NaN for fewer than two values."""
-    if len(values) < 2:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = []
-    for done in range(0, n_boot, 250):  # in chunks, so many items need little memory
-        picks = rng.integers(0, len(values), size=(min(250, n_boot - done), len(values)))
-        means.append(values[picks].mean(axis=1))
-    low, high = np.percentile(np.concatenate(means), [2.5, 97.5])
-    return float(low), float(high)
-
-
 def _agreement_text(n_multi: int, alpha: float, exact: float, level: str) -> str:
     if n_multi == 0:
         return NO_OVERLAP
@@ -117,7 +107,7 @@ def _summary_row(group: pd.DataFrame, keys: dict[str, str], level: str, n_boot: 
             "exact_agreement": exact, "agreement": _agreement_text(len(units), alpha, exact, level)}
 
 
-def aggregate_ratings(ratings: pd.DataFrame, level: str = "ordinal", n_boot: int = 2000,
+def aggregate_ratings(ratings: pd.DataFrame, level: str = "ordinal", n_boot: int = N_BOOT,
                       seed: int = 0) -> pd.DataFrame:
     """SUMMARY_COLUMNS rows per source: all models pooled (scope "all", for agreement), per model
     (scope "model") and per (model, domain_zh) (scope "model_domain")."""
@@ -151,5 +141,5 @@ def format_summary(summary: pd.DataFrame) -> str:
                                                           strict=True)])
         table = table[["model", "domain", "n_items", "n_ratings", "n_unrated", "mean_ci", "agreement"]]
         blocks.append(f"source: {source}  (mean rating per answer, 95% bootstrap CI over answers)\n"
-                      + table.to_string(index=False))
+                      + frame_table(table))
     return "\n\n".join(blocks) if blocks else "no ratings"

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from valuecsv_ray.collect.config import CollectConfig
+from valuecsv_ray.resampling import N_BOOT
 from valuecsv_ray.settings import is_int, load_settings, nested, setting
-
-N_BOOT = 2000  # bootstrap resamples of the leaderboard's intervals unless told otherwise
 
 
 @dataclass(frozen=True)

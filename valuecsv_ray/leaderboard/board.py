@@ -7,16 +7,15 @@
 s_d (model m, value d) is the mean over prompts of the prompt's mean P(d) (several answers to one
 prompt are averaged first), over ONLY the prompts that every compared model answered, so models
 are ranked on the same questions. Score = 100 * sum_d w_d s_d / sum_d w_d. Its 95% interval is a
-percentile bootstrap over prompts: the common prompts are resampled with replacement, the same
-resamples (seeded) for every model and profile. Rows without a prompt are refused, not dropped:
-a leaderboard without shared prompts would compare answers to different questions.
+percentile bootstrap over prompts (valuecsv_ray.resampling): the common prompts are resampled with
+replacement, the same resamples (seeded) for every model and profile. Rows without a prompt are
+refused, not dropped: a leaderboard without shared prompts would compare answers to different questions.
 No torch, no Ray: pandas, numpy and pyarrow.
 """
 
 from __future__ import annotations
 
 import json
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,9 @@ from valuecsv_ray.audit.outputs import SCORES, STATS
 from valuecsv_ray.audit.schema import prob_columns
 from valuecsv_ray.audit.stats import STATS_FILES
 from valuecsv_ray.leaderboard.profiles import LeaderboardError, Profile
+from valuecsv_ray.resampling import N_BOOT, bootstrap_means, percentile_interval
 from valuecsv_ray.taxonomy import Taxonomy, TaxonomyError
+from valuecsv_ray.text_table import text_table
 
 LEADERBOARD_SCHEMA = pa.schema([
     pa.field("profile", pa.string(), nullable=False),  # weight profile name (profiles.json has its weights)
@@ -44,7 +45,6 @@ LEADERBOARD_SCHEMA = pa.schema([
 ])
 LEADERBOARD_DIR = "leaderboard"  # a leaderboard's folder beside the audit it ranks
 LEADERBOARD_FILES = {"parquet": "leaderboard.parquet", "csv": "leaderboard.csv", "profiles": "profiles.json"}
-_BOOT_CELLS = 4_000_000  # resample counts held at once (resamples x prompts), to bound memory
 
 
 @dataclass(frozen=True)
@@ -84,24 +84,8 @@ def prompt_means(scores: pd.DataFrame, taxonomy: Taxonomy, models: list[str] | N
     return PromptMeans(names, tuple(str(p) for p in common), cube)
 
 
-def bootstrap_means(x: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, k) column means of `x` (prompts, k) over prompts resampled with replacement (seeded)."""
-    if n_boot < 1:
-        raise LeaderboardError(f"n_boot must be >= 1, got {n_boot}")
-    rng = np.random.default_rng(seed)
-    n = x.shape[0]
-    chunk = max(1, _BOOT_CELLS // n)
-    out = np.empty((n_boot, x.shape[1]))
-    for start in range(0, n_boot, chunk):
-        size = min(chunk, n_boot - start)
-        drawn = rng.integers(0, n, size=(size, n)) + n * np.arange(size)[:, None]  # row r: r*n + prompt
-        counts = np.bincount(drawn.ravel(), minlength=size * n).reshape(size, n)  # draws of each prompt
-        out[start:start + size] = counts @ x / n
-    return out
-
-
 def leaderboard(scores: pd.DataFrame, taxonomy: Taxonomy, profiles: list[Profile],
-                n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+                n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
     """LEADERBOARD_SCHEMA rows: per profile (in the order given), models from best to worst."""
     if not profiles:
         raise LeaderboardError("no weight profile given; use e.g. 'uniform'")
@@ -110,7 +94,7 @@ def leaderboard(scores: pd.DataFrame, taxonomy: Taxonomy, profiles: list[Profile
     weights = weights / weights.sum(axis=1, keepdims=True)
     per_prompt = 100.0 * np.einsum("mqv,fv->qfm", means.values, weights)  # (prompts, profiles, models)
     flat = per_prompt.reshape(len(means.prompts), -1)
-    lo, hi = np.percentile(bootstrap_means(flat, n_boot, seed), [2.5, 97.5], axis=0)
+    lo, hi = percentile_interval(bootstrap_means(flat, n_boot, seed))
     n_models = len(means.models)
     frame = pd.DataFrame({
         "profile": np.repeat([p.name for p in profiles], n_models),
@@ -216,25 +200,7 @@ def load_leaderboard(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     return board, meta
 
 
-# --- text tables -----------------------------------------------------------------------------
-
-
-def text_table(header: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
-    """A plain-text table; columns in `right` are right-aligned; wide (CJK) characters count twice."""
-    right = right or set()
-    cells = [header, *rows]
-    widths = [max(_width(r[i]) for r in cells) for i in range(len(header))]
-
-    def line(row: list[str]) -> str:
-        pads = [" " * (w - _width(c)) for c, w in zip(row, widths, strict=True)]
-        cells = zip(row, pads, strict=True)
-        return "  ".join(p + c if i in right else c + p for i, (c, p) in enumerate(cells))
-
-    return "\n".join(line(r).rstrip() for r in cells)
-
-
-def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+# --- text ------------------------------------------------------------------------------------
 
 
 def format_leaderboard(board: pd.DataFrame) -> str:

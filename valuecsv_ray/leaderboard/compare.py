@@ -1,14 +1,15 @@
 """Paired comparison of two models: where do they differ, value by value, beyond chance?
 
-    table = compare(scores, taxonomy, "qwen-7b", "glm-4", n_boot=2000, seed=0)
+    table = compare(scores, taxonomy, "qwen-7b", "glm-4", n_boot=N_BOOT, seed=0)
     print(format_compare(table))
 
 On the prompts both models answered (several answers to a prompt averaged first), `diff` is the
 mean over prompts of P_a - P_b, per value, per group (a prompt's group score is the mean of its
 values') and overall. The 95% interval is a paired percentile bootstrap over prompts (both models
-keep their answers to a resampled prompt). The two-sided p-value inverts that bootstrap:
-p = 2 * min(share of resampled diffs <= 0, share >= 0), each share counted as (1 + k) / (1 + n_boot),
-so p >= 2 / (n_boot + 1): with few resamples nothing can reach significance after correction.
+keep their answers to a resampled prompt; valuecsv_ray.resampling). The two-sided p-value inverts
+that bootstrap: p = 2 * min(share of resampled diffs <= 0, share >= 0), each share counted as
+(1 + k) / (1 + n_boot), so p >= 2 / (n_boot + 1): with few resamples nothing can reach significance
+after correction.
 `p_holm` is Holm-corrected within each scope (the values form one family, the groups another; the
 overall row is a single test) and `significant` means p_holm < ALPHA.
 No torch, no Ray.
@@ -19,9 +20,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from valuecsv_ray.leaderboard.board import bootstrap_means, prompt_means, text_table
+from valuecsv_ray.leaderboard.board import prompt_means
 from valuecsv_ray.leaderboard.profiles import LeaderboardError
+from valuecsv_ray.resampling import N_BOOT, bootstrap_p_values, paired_bootstrap_diffs, percentile_interval
 from valuecsv_ray.taxonomy import Taxonomy
+from valuecsv_ray.text_table import text_table
 
 ALPHA = 0.05  # family-wise error rate for `significant`
 COMPARE_COLUMNS = (
@@ -49,14 +52,6 @@ def holm(p_values: np.ndarray | list[float]) -> np.ndarray:
     return out
 
 
-def bootstrap_p_values(boot: np.ndarray) -> np.ndarray:
-    """Two-sided p-values of 'mean == 0' per column of resampled means `boot` (n_boot, k)."""
-    n_boot = boot.shape[0]
-    below = (1 + (boot <= 0).sum(axis=0)) / (n_boot + 1)
-    above = (1 + (boot >= 0).sum(axis=0)) / (n_boot + 1)
-    return np.minimum(1.0, 2 * np.minimum(below, above))
-
-
 def _check_models(scores: pd.DataFrame, model_a: str, model_b: str) -> None:
     present = sorted(scores["model"].astype(str).unique()) if "model" in scores.columns else []
     unknown = [m for m in (model_a, model_b) if m not in present]
@@ -78,14 +73,14 @@ def _per_prompt(means: np.ndarray, taxonomy: Taxonomy) -> tuple[np.ndarray, list
 
 
 def compare(scores: pd.DataFrame, taxonomy: Taxonomy, model_a: str, model_b: str,
-            n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+            n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
     """COMPARE_COLUMNS rows: per value (taxonomy order), per group, then overall; diff = a - b."""
     _check_models(scores, model_a, model_b)
     means = prompt_means(scores, taxonomy, models=[model_a, model_b])
     a, keys = _per_prompt(means.values[means.models.index(model_a)], taxonomy)
     b, _ = _per_prompt(means.values[means.models.index(model_b)], taxonomy)
-    boot = bootstrap_means(a - b, n_boot, seed)
-    lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)
+    boot = paired_bootstrap_diffs(a, b, n_boot, seed)
+    lo, hi = percentile_interval(boot)
     table = pd.DataFrame(keys, columns=["scope", "key"]).assign(
         mean_a=a.mean(axis=0), mean_b=b.mean(axis=0), diff=(a - b).mean(axis=0), lo=lo, hi=hi,
         p_value=bootstrap_p_values(boot))

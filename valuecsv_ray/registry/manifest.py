@@ -47,6 +47,7 @@ from valuecsv_ray.registry.store import (
 from valuecsv_ray.settings import changed_settings
 from valuecsv_ray.storage import is_uri
 from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
+from valuecsv_ray.text_table import frame_table
 from valuecsv_ray.timing import format_phases, timed
 
 FORMAT = "valuecsv-ray/registry"
@@ -262,4 +263,4 @@ def format_metrics_table(table: pd.DataFrame) -> str:
     shown = pd.concat([shown, pd.DataFrame([means])], ignore_index=True)
     for c in numeric:
         shown[c] = [f"{x:.3f}" if isinstance(x, float) and x == x else "-" for x in shown[c]]
-    return shown.to_string(index=False)
+    return frame_table(shown, right=[*numeric, "n_test", "n_pos"])
