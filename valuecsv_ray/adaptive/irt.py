@@ -80,20 +80,21 @@ def fit_2pl(
     on one value (named in the retire reasons)."""
     y = _as_matrix(y)
     observed = ~np.isnan(y)
-    y0 = np.where(observed, y, 0.0)
     n_models, n_items = y.shape
+    rows, cols = np.nonzero(observed)  # the answers only: the cost follows responses, not the matrix
+    yv = y[rows, cols]
 
     def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
         theta, log_a, b = x[:n_models], x[n_models : n_models + n_items], x[n_models + n_items :]
         a = np.exp(log_a)
-        z = a * (theta[:, None] - b)
-        nll = np.sum(np.where(observed, np.logaddexp(0.0, z) - y0 * z, 0.0))
-        r = np.where(observed, expit(z) - y0, 0.0)  # d nll / d z
-        nlp = nll + _prior_penalty(theta, log_a, b, priors)
+        a_obs = a[cols]
+        z = a_obs * (theta[rows] - b[cols])
+        r = expit(z) - yv  # d nll / d z
+        nlp = float(np.sum(np.logaddexp(0.0, z) - yv * z)) + _prior_penalty(theta, log_a, b, priors)
         grad = np.concatenate([
-            r @ a + theta / priors.theta_sd**2,
-            np.sum(r * z, axis=0) + (log_a - priors.log_a_mean) / priors.log_a_sd**2,
-            -(a * np.sum(r, axis=0)) + b / priors.b_sd**2,
+            np.bincount(rows, r * a_obs, n_models) + theta / priors.theta_sd**2,
+            np.bincount(cols, r * z, n_items) + (log_a - priors.log_a_mean) / priors.log_a_sd**2,
+            -a * np.bincount(cols, r, n_items) + b / priors.b_sd**2,
         ])
         return nlp, grad
 
