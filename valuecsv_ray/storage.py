@@ -1,7 +1,7 @@
 """Output folders on the local disk or object storage (s3://, gs://), through pyarrow's filesystems.
 
     out = "s3://bucket/audit/run1"                      # or "audit/run1"
-    write_text(join(out, "summary.json"), "{...}")       # whole object / temp file + rename
+    write_json(join(out, "summary.json"), {...})         # whole object / temp file + rename
     files = parquet_files(join(out, "scores"))           # [(filesystem, path), ...]
     table = read_parquet(join(out, "scores"), columns=["model"])
 
@@ -14,11 +14,15 @@ filesystems Ray Data and Ray Train use; credentials and endpoints come from the 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -74,13 +78,21 @@ def read_text(spec: str | Path) -> str:
 
 
 def write_bytes(spec: str | Path, data: bytes) -> None:
-    """Write a whole file: a temporary name and a rename locally, one upload on object storage."""
+    """Write a whole file: a temporary name and a rename locally, one upload on object storage.
+
+    The temporary name is unique (`<name>.<pid>.<random>.tmp`), so two writers of one file never
+    share it: the last rename wins and a reader sees one whole version or the other."""
     if not is_uri(spec):
         path = Path(spec)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with tmp.open("xb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return
     fs, path = resolve(spec)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
@@ -90,6 +102,15 @@ def write_bytes(spec: str | Path, data: bytes) -> None:
 
 def write_text(spec: str | Path, text: str) -> None:
     write_bytes(spec, text.encode("utf-8"))
+
+
+def write_json(spec: str | Path, payload: Any, default: Callable[[Any], Any] | None = None) -> None:
+    """A JSON record (manifest, summary, cache entry ...), UTF-8 and indented, whole or not at all."""
+    write_text(spec, json.dumps(payload, ensure_ascii=False, indent=2, default=default) + "\n")
+
+
+def read_json(spec: str | Path) -> Any:
+    return json.loads(read_text(spec))
 
 
 def write_table(table: pa.Table, spec: str | Path) -> None:

@@ -9,7 +9,6 @@ No Ray, no torch: plain pyarrow over the Parquet files the pipeline writes.
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -19,7 +18,7 @@ import pyarrow.compute as pc
 from valuecsv_ray.config import AUDIT_RUNTIME_KEYS, AuditConfig
 from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.settings import changed_settings
-from valuecsv_ray.storage import is_file, join, read_parquet, read_text, write_text
+from valuecsv_ray.storage import is_file, join, read_json, read_parquet, write_json
 
 SCORES, QUARANTINE, STATS = "scores", "quarantine", "stats"
 SUMMARY, RECORD = "summary.json", "audit.json"
@@ -34,14 +33,14 @@ def start_record(out: str, cfg: AuditConfig, paths: list[str], registry_id: str)
     record = {"config": cfg.to_dict(), "inputs": paths, "registry_id": registry_id}
     path = join(out, RECORD)
     if is_file(path):
-        old = json.loads(read_text(path))
+        old = read_json(path)
         changed = changed_settings(old["config"], record["config"], AUDIT_RUNTIME_KEYS)
         changed += [k for k in ("inputs", "registry_id") if old.get(k) != record[k]]
         if changed:
             raise AuditError(f"{out} holds an audit with other settings ({', '.join(changed)}): resume "
                              "with the same inputs and registry, or choose a new --out folder")
         return
-    write_text(path, json.dumps(record, indent=2, ensure_ascii=False))
+    write_json(path, record)
 
 
 class Progress:
@@ -85,7 +84,7 @@ class Progress:
     def write(self, status: str = "running", **fields) -> dict:
         """Write summary.json: status, the record, `fields` and the progress so far; returns it."""
         summary = {"status": status, **self.record, **fields, "progress": self.report()}
-        write_text(self.path, json.dumps(summary, indent=2, ensure_ascii=False))
+        write_json(self.path, summary)
         self.written = time.time()
         return summary
 

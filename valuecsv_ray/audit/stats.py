@@ -36,8 +36,9 @@ from valuecsv_ray.storage import (
     join,
     located,
     parquet_files,
-    read_text,
+    read_json,
     resolve,
+    write_json,
     write_table,
     write_text,
 )
@@ -202,9 +203,10 @@ def compute_stats(
     return stats.astype({"n": "int64"}), coverage
 
 
-def read_scores(scores_dir: str | Path, taxonomy: Taxonomy) -> pd.DataFrame:
-    """The columns the stats need (and `prompt` where present) from a folder of score Parquet files
-    (a path or a URI)."""
+def read_scores(scores_dir: str | Path, taxonomy: Taxonomy, columns: list[str] | None = None) -> pd.DataFrame:
+    """The audit's scores table from a folder of score Parquet files (a path or a URI): `columns`, each
+    required, or by default the columns the stats need (and `prompt` where present). The one reader of
+    OUT/scores/: the stats pass and the leaderboard both read it here."""
     files = parquet_files(scores_dir)
     if not files and not exists(scores_dir):
         raise StatsError(f"{scores_dir}: not a folder; pass the audit's OUT/scores/ folder")
@@ -212,13 +214,14 @@ def read_scores(scores_dir: str | Path, taxonomy: Taxonomy) -> pd.DataFrame:
     if dataset is None:
         raise StatsError(f"{scores_dir}: no Parquet files; run the audit first (it writes OUT/scores/)")
     names = dataset.schema.names
-    missing = [c for c in required_columns(taxonomy) if c not in names]
+    missing = [c for c in columns or required_columns(taxonomy) if c not in names]
     if missing:
         raise StatsError(
             f"{scores_dir}: missing column(s) {', '.join(missing)}; expected the scores table "
             f"(valuecsv_ray.audit.schema.score_schema) of a registry with taxonomy {taxonomy.name!r}"
         )
-    columns = [c for c in ("model", "prompt") if c in names] + list(required_columns(taxonomy)[1:])
+    if columns is None:
+        columns = [c for c in ("model", "prompt") if c in names] + list(required_columns(taxonomy)[1:])
     scores = dataset.to_table(columns=columns).to_pandas()
     scores.attrs["source"] = str(scores_dir)
     return scores
@@ -247,13 +250,17 @@ def write_stats(stats: pd.DataFrame, coverage: dict[str, Any], taxonomy: Taxonom
     table = pa.Table.from_pandas(stats, schema=STATS_SCHEMA, preserve_index=False)
     write_table(table.replace_schema_metadata(None), paths["parquet"])
     write_text(paths["csv"], stats.to_csv(index=False))
-    _write_json(paths["coverage"], coverage)
-    _write_json(paths["taxonomy"], taxonomy.to_dict())
+    write_json(paths["coverage"], coverage)
+    write_json(paths["taxonomy"], taxonomy.to_dict())
     return {key: located(path) for key, path in paths.items()}
 
 
-def _write_json(path: str, payload: dict) -> None:
-    write_text(path, json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+def read_taxonomy(path: str | Path) -> Taxonomy:
+    """The taxonomy a stats pass recorded beside its stats (stats/taxonomy.json; a path or a URI)."""
+    try:
+        return Taxonomy.from_dict(read_json(path), where=str(path))
+    except (OSError, json.JSONDecodeError, TaxonomyError) as e:
+        raise StatsError(f"{path}: not a taxonomy ({e}); run the stats pass again") from e
 
 
 def load_stats(out_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any], Taxonomy]:
@@ -270,13 +277,8 @@ def load_stats(out_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any], Taxon
     absent = [c for c in STATS_SCHEMA.names if c not in stats.columns]
     if absent:
         raise StatsError(f"{join(out_dir, 'stats.parquet')}: missing column(s) {', '.join(absent)}")
-    coverage = json.loads(read_text(join(out_dir, STATS_FILES["coverage"])))
-    taxonomy_file = join(out_dir, STATS_FILES["taxonomy"])
-    try:
-        record = json.loads(read_text(taxonomy_file))
-        taxonomy = Taxonomy.from_dict(record, where=str(taxonomy_file))
-    except (json.JSONDecodeError, TaxonomyError) as e:
-        raise StatsError(f"{taxonomy_file}: not a taxonomy ({e}); run the stats pass again") from e
+    coverage = read_json(join(out_dir, STATS_FILES["coverage"]))
+    taxonomy = read_taxonomy(join(out_dir, STATS_FILES["taxonomy"]))
     _check_keys(stats, taxonomy, join(out_dir, "stats.parquet"))
     return stats[STATS_SCHEMA.names], coverage, taxonomy
 

@@ -46,7 +46,7 @@ from valuecsv_ray.collect.suites import load_suite, suite_table
 from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.parts import done_hashes, row_hashes
 from valuecsv_ray.settings import ConfigError
-from valuecsv_ray.storage import is_file, join, located, read_parquet, read_text, write_table, write_text
+from valuecsv_ray.storage import is_file, join, located, read_json, read_parquet, write_json, write_table
 
 log = logging.getLogger(__name__)
 PROMPTS, RECORD, SUMMARY = "prompts.parquet", "collect.json", "summary.json"
@@ -137,14 +137,14 @@ def start_record(out: str, cfg: CollectConfig, endpoints: list[Endpoint], planne
     }
     path = join(out, RECORD)
     if is_file(path):
-        old = json.loads(read_text(path))
+        old = read_json(path)
         if old.get("plan_sha256") != ids:
             raise CollectError(
                 f"{out} holds a collect run that asked other requests (suites, endpoints, models, samples or "
                 f"parameters differ from {path}): resume with the same settings, or choose a new --out folder"
             )
         return
-    write_text(path, json.dumps(record, indent=2, ensure_ascii=False))
+    write_json(path, record)
 
 
 def run_collect(cfg: CollectConfig, progress: bool = True) -> CollectResult:
@@ -266,7 +266,7 @@ def _summarize(out: str, planned: pa.Table, endpoints: list[Endpoint], this_run:
         "this_run": this_run,
         "stopped": this_run.get("stopped"),
     }
-    write_text(join(out, SUMMARY), json.dumps(summary, indent=2, ensure_ascii=False, default=int))
+    write_json(join(out, SUMMARY), summary, default=int)
     if duplicates or (missing and not summary["stopped"]):
         raise CollectError(
             f"{join(out, RESPONSES)}: {missing} planned rows missing and {duplicates} written twice "

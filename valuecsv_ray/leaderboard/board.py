@@ -1,6 +1,6 @@
 """A Value Compass style leaderboard: one 0-100 score per model and weight profile, with 95% intervals.
 
-    scores, taxonomy, where = read_audit_scores(Path("eval/run1"))  # an EVAL, audit OUT or stats dir
+    scores, taxonomy, where = read_audit_scores("eval/run1/audit")  # an audit OUT or stats dir, or a URI
     board = leaderboard(scores, taxonomy, load_profiles(["uniform", "personal"], taxonomy))
     write_leaderboard(board, profiles, where.leaderboard_dir); print(format_leaderboard(board))
 
@@ -15,7 +15,6 @@ No torch, no Ray: pandas, numpy and pyarrow.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from valuecsv_ray.audit.outputs import SCORES, STATS
 from valuecsv_ray.audit.schema import prob_columns
-from valuecsv_ray.audit.stats import STATS_FILES
+from valuecsv_ray.audit.stats import STATS_FILES, StatsError, read_scores, read_taxonomy
 from valuecsv_ray.leaderboard.profiles import LeaderboardError, Profile
 from valuecsv_ray.resampling import N_BOOT, bootstrap_means, percentile_interval
-from valuecsv_ray.taxonomy import Taxonomy, TaxonomyError
+from valuecsv_ray.storage import (
+    exists,
+    is_file,
+    is_uri,
+    join,
+    located,
+    read_json,
+    resolve,
+    write_json,
+    write_table,
+    write_text,
+)
+from valuecsv_ray.taxonomy import Taxonomy
 from valuecsv_ray.text_table import text_table
 
 LEADERBOARD_SCHEMA = pa.schema([
@@ -116,86 +126,76 @@ def leaderboard(scores: pd.DataFrame, taxonomy: Taxonomy, profiles: list[Profile
 
 @dataclass(frozen=True)
 class AuditPaths:
-    """Where an audit's scores and taxonomy are."""
+    """Where an audit's scores and taxonomy are: local Paths, or URIs (strings) on object storage."""
 
-    root: Path  # the audit OUT folder
-    scores_dir: Path  # OUT/scores
-    taxonomy_file: Path  # OUT/stats/taxonomy.json (or that of the stats dir given)
+    root: Path | str  # the audit OUT folder
+    scores_dir: Path | str  # OUT/scores
+    taxonomy_file: Path | str  # OUT/stats/taxonomy.json (or that of the stats dir given)
 
     @property
-    def leaderboard_dir(self) -> Path:
+    def leaderboard_dir(self) -> Path | str:
         """OUT/leaderboard: where a leaderboard of this audit goes unless told otherwise."""
-        return self.root / LEADERBOARD_DIR
+        return located(join(self.root, LEADERBOARD_DIR))
 
 
-def locate_audit(path: Path) -> AuditPaths:
-    """Resolve an audit OUT dir or its stats dir to AuditPaths (the audit's own folder names)."""
-    path = Path(path)
+def locate_audit(path: Path | str) -> AuditPaths:
+    """Resolve an audit OUT dir or its stats dir (a path or a URI) to AuditPaths (its folder names)."""
+    parent = str(path).rstrip("/").rsplit("/", 1)[0] if is_uri(path) else Path(path).parent
     taxonomy = STATS_FILES["taxonomy"]
-    candidates = [AuditPaths(path, path / SCORES, path / STATS / taxonomy),  # an audit OUT
-                  AuditPaths(path.parent, path.parent / SCORES, path / taxonomy)]  # OUT/stats
-    for found in candidates:
-        if found.scores_dir.is_dir() and found.taxonomy_file.is_file():
-            return found
-    looked = "; ".join(f"{c.scores_dir}/ with {c.taxonomy_file}" for c in candidates)
+    candidates = [(path, join(path, SCORES), join(path, STATS, taxonomy)),  # an audit OUT
+                  (parent, join(parent, SCORES), join(path, taxonomy))]  # OUT/stats
+    for root, scores_dir, taxonomy_file in candidates:
+        if exists(scores_dir) and is_file(taxonomy_file):
+            return AuditPaths(located(root), located(scores_dir), located(taxonomy_file))
+    looked = "; ".join(f"{scores_dir}/ with {taxonomy_file}" for _, scores_dir, taxonomy_file in candidates)
     raise LeaderboardError(f"{path}: not an evaluation, audit or stats folder; looked for {looked}. "
                            "Run `valuecsv-ray audit` (it writes scores/ and stats/) first")
 
 
-def read_audit_scores(path: Path) -> tuple[pd.DataFrame, Taxonomy, AuditPaths]:
-    """The model, prompt and probability columns of an audit's scores, its taxonomy and its paths."""
+def read_audit_scores(path: Path | str) -> tuple[pd.DataFrame, Taxonomy, AuditPaths]:
+    """The model, prompt and probability columns of an audit's scores, its taxonomy and its paths
+    (read as the stats pass reads them: `audit.stats.read_scores`, `read_taxonomy`)."""
     where = locate_audit(path)
     try:
-        record = json.loads(where.taxonomy_file.read_text(encoding="utf-8"))
-        taxonomy = Taxonomy.from_dict(record, where=str(where.taxonomy_file))
-    except (OSError, json.JSONDecodeError, TaxonomyError) as e:
-        raise LeaderboardError(f"{where.taxonomy_file}: not a taxonomy ({e}); run the stats pass again"
-                               ) from e
-    dataset = ds.dataset(where.scores_dir, format="parquet")
-    if not dataset.files:
-        raise LeaderboardError(f"{where.scores_dir}: no Parquet files; run the audit first")
-    wanted = ["model", "prompt", *prob_columns(taxonomy)]
-    missing = [c for c in wanted if c not in dataset.schema.names]
-    if missing:
-        raise LeaderboardError(f"{where.scores_dir}: missing column(s) {', '.join(missing)}; expected the "
-                               f"audit's scores table for taxonomy {taxonomy.name!r}")
-    scores = dataset.to_table(columns=wanted).to_pandas()
-    scores.attrs["source"] = str(where.scores_dir)
+        taxonomy = read_taxonomy(where.taxonomy_file)
+        scores = read_scores(where.scores_dir, taxonomy, ["model", "prompt", *prob_columns(taxonomy)])
+    except StatsError as e:
+        raise LeaderboardError(str(e)) from e
     return scores, taxonomy, where
 
 
-def write_leaderboard(board: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
+def write_leaderboard(board: pd.DataFrame, out_dir: Path | str) -> dict[str, Path | str]:
     """Write leaderboard.parquet (LEADERBOARD_SCHEMA), leaderboard.csv and profiles.json (the weights,
-    n_boot and seed from `board.attrs`) into `out_dir`; returns their paths (keys as LEADERBOARD_FILES)."""
+    n_boot and seed from `board.attrs`) into `out_dir`, a folder or a URI, each file whole or not at all;
+    returns their paths (keys as LEADERBOARD_FILES)."""
     if "profiles" not in board.attrs:
         raise LeaderboardError("the leaderboard has lost its profiles (board.attrs); write what "
                                "leaderboard() returned")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {key: out_dir / name for key, name in LEADERBOARD_FILES.items()}
+    paths = {key: join(out_dir, name) for key, name in LEADERBOARD_FILES.items()}
     table = pa.Table.from_pandas(board[LEADERBOARD_SCHEMA.names], schema=LEADERBOARD_SCHEMA,
                                  preserve_index=False)
-    pq.write_table(table.replace_schema_metadata(None), paths["parquet"])
-    board.to_csv(paths["csv"], index=False)
+    write_table(table.replace_schema_metadata(None), paths["parquet"])
+    write_text(paths["csv"], board.to_csv(index=False))
     meta = {**board.attrs, "models": sorted(board["model"].unique()),
             "n_prompts": int(board["n_prompts"].iloc[0]) if len(board) else 0}
-    paths["profiles"].write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return paths
+    write_json(paths["profiles"], meta)
+    return {key: located(path) for key, path in paths.items()}
 
 
-def load_leaderboard(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """What write_leaderboard wrote: the board and the profiles record (weights, n_boot, seed)."""
-    folder = Path(folder)
-    missing = [n for k, n in LEADERBOARD_FILES.items() if k != "csv" and not (folder / n).is_file()]
+def load_leaderboard(folder: Path | str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """What write_leaderboard wrote (a folder or a URI): the board and the profiles record (weights,
+    n_boot, seed)."""
+    missing = [n for k, n in LEADERBOARD_FILES.items() if k != "csv" and not is_file(join(folder, n))]
     if missing:
         raise LeaderboardError(f"{folder}: missing {', '.join(missing)}; run `valuecsv-ray leaderboard` "
                                "first")
-    board = pq.read_table(folder / LEADERBOARD_FILES["parquet"]).to_pandas()
+    fs, parquet = resolve(join(folder, LEADERBOARD_FILES["parquet"]))
+    board = pq.read_table(parquet, filesystem=fs).to_pandas()
     absent = [c for c in LEADERBOARD_SCHEMA.names if c not in board.columns]
     if absent:
-        raise LeaderboardError(f"{folder / LEADERBOARD_FILES['parquet']}: missing column(s) "
+        raise LeaderboardError(f"{join(folder, LEADERBOARD_FILES['parquet'])}: missing column(s) "
                                f"{', '.join(absent)}")
-    meta = json.loads((folder / LEADERBOARD_FILES["profiles"]).read_text(encoding="utf-8"))
+    meta = read_json(join(folder, LEADERBOARD_FILES["profiles"]))
     board.attrs = meta
     return board, meta
 

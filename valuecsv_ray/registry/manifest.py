@@ -39,20 +39,20 @@ from valuecsv_ray import __version__
 from valuecsv_ray.config import TRAIN_RUNTIME_KEYS
 from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.registry.store import (
+    MANIFEST,
     cache_registry,
     file_checksums,
     integrity_problems,
     unsafe_path,
 )
 from valuecsv_ray.settings import changed_settings
-from valuecsv_ray.storage import is_uri
+from valuecsv_ray.storage import is_uri, write_json
 from valuecsv_ray.taxonomy import Taxonomy, load_taxonomy
 from valuecsv_ray.text_table import frame_table
 from valuecsv_ray.timing import format_phases, timed
 
 FORMAT = "valuecsv-ray/registry"
 FORMAT_VERSION = 3  # 2: taxonomy, window rule, temperature, calibration; 3: sha256 of every file
-MANIFEST = "manifest.json"
 JOB_FILE = "job.json"
 SPLIT_FILE = "split.json"
 BAD_ROWS_FILE = "bad_rows.csv"
@@ -103,13 +103,6 @@ def versions() -> dict[str, str]:
     return {"valuecsv_ray": __version__, "python": platform.python_version(), "ray": ray.__version__,
             "torch": torch.__version__, "transformers": transformers.__version__,
             "pandas": pd.__version__}
-
-
-def write_json(path: Path, payload: dict) -> None:
-    """Write atomically, so a crash never leaves half a manifest."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def start_job(path: Path, job: dict) -> None:

@@ -17,13 +17,14 @@ filesystems (s3://, gs://, file://), as Ray Data and Ray Train use; no torch, no
 
 Verification cache: hashing every file of a registry costs seconds per load (~5 GB for twelve
 BERT-base evaluators), so a node verifies a registry once and remembers it in
-`$VALUECSV_CACHE/verified/<registry_id>-<folder hash>.json` (written atomically; a corrupt one is
-ignored). A later load hashes only the files whose size, mtime_ns, ctime_ns or inode changed
-since, or whose recorded sha256 in the manifest did, and refuses any that no longer match. An
-edit that restores the mtime still changes the ctime, which only the kernel sets; what the
-cache cannot see is a change that keeps all four (a write to the raw disk, a filesystem that
-does not keep ctime, media rot) or a forged cache file. Force a full check, hashing every file
-and refreshing the cache, with `VALUECSV_FULL_VERIFY=1` or `load_registry(path, full_verify=True)`.
+`$VALUECSV_CACHE/verified/<registry_id>-<folder hash>.json` (written atomically with
+storage.write_json; a corrupt one is ignored). A later load hashes only the files whose size,
+mtime_ns, ctime_ns or inode changed since, or whose recorded sha256 in the manifest did, and
+refuses any that no longer match. An edit that restores the mtime still changes the ctime, which
+only the kernel sets; what the cache cannot see is a change that keeps all four (a write to the
+raw disk, a filesystem that does not keep ctime, media rot) or a forged cache file. Force a full
+check, hashing every file and refreshing the cache, with `VALUECSV_FULL_VERIFY=1` or
+`load_registry(path, full_verify=True)`.
 """
 
 from __future__ import annotations
@@ -33,12 +34,11 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
-from valuecsv_ray.storage import cache_root
+from valuecsv_ray.storage import cache_root, join, read_json, write_json
 
 MANIFEST = "manifest.json"
 COMPLETE = ".complete"  # marker in a cache folder whose files were all checked
@@ -167,17 +167,10 @@ def _write_verified(root: Path, manifest: dict, files: dict[str, dict]) -> None:
     """Remember a clean verification, atomically; a cache that cannot be written costs only time."""
     path = verification_file(root, manifest["registry_id"])
     record = {"registry_id": manifest["registry_id"], "root": str(root.resolve()), "files": files}
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(record, fh)
-        os.replace(tmp, path)
+        write_json(path, record)
     except OSError as e:
         log.warning("cannot write the verification cache %s (%s): the next load hashes again", path, e)
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def _filesystem(uri: str):
@@ -187,10 +180,8 @@ def _filesystem(uri: str):
 
 
 def read_remote_manifest(uri: str) -> dict:
-    fs, root = _filesystem(uri)
     try:
-        with fs.open_input_stream(f"{root.rstrip('/')}/{MANIFEST}") as fh:
-            return json.loads(fh.read().decode("utf-8"))
+        return read_json(join(uri, MANIFEST))
     except (OSError, ValueError) as e:
         raise FileNotFoundError(f"{uri}/{MANIFEST} cannot be read ({e})") from e
 
@@ -215,7 +206,7 @@ def cache_registry(uri: str, manifest: dict | None = None) -> Path:
         local = tmp / relative
         local.parent.mkdir(parents=True, exist_ok=True)
         _download(fs, root, relative, local)
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_json(tmp / MANIFEST, manifest)
     stats = {rel: _stat_key(tmp / rel) for rel in manifest["files"]}  # a rename of the folder keeps them
     problems = integrity_problems(tmp, manifest)
     if problems:
