@@ -32,6 +32,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from valuecsv_ray.collect.schema import OK
 from valuecsv_ray.cvalues.rubric import SCALE, write_instructions
 from valuecsv_ray.errors import ValuecsvError
+from valuecsv_ray.storage import write_json
 
 SOURCE_HUMAN = "human"  # a judge LLM's ratings would carry "judge:<model>"
 RATINGS = "ratings"  # the sheet to fill; the first sheet is rubric.INSTRUCTIONS
@@ -157,7 +158,7 @@ def export_rating_sheet(responses: pd.DataFrame, path: Path, raters: int = 1, se
     truncated = sum(_write_workbook(p, rows.loc[share], f"rater{k}")
                     for k, (p, share) in enumerate(zip(sheets, shares, strict=True), start=1))
     key = _key(rows, codes, sheets, seed)
-    key_path_for(path).write_text(json.dumps(key, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_json(key_path_for(path), key)
     n_overlap = len(set.union(*(set(a) & set(b) for a in shares for b in shares if a is not b), set()))
     return ExportResult(tuple(sheets), key_path_for(path), len(rows), n_overlap, left_out, truncated, naming)
 
