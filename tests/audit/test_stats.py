@@ -7,6 +7,7 @@ import math
 import re
 import subprocess
 import sys
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -53,8 +54,8 @@ def make_scores(seed: int = 0) -> pd.DataFrame:
     return scores
 
 
-def wilson_reference(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The closed form (2k + z^2 -+ z sqrt(z^2 + 4k(1 - k/n))) / (2(n + z^2))."""
+def wilson_reference(k: int, n: int, z: float = NormalDist().inv_cdf(0.975)) -> tuple[float, float]:
+    """The closed form (2k + z^2 -+ z sqrt(z^2 + 4k(1 - k/n))) / (2(n + z^2)), z the 97.5% normal quantile."""
     root = z * math.sqrt(z * z + 4 * k * (1 - k / n))
     return (2 * k + z * z - root) / (2 * (n + z * z)), (2 * k + z * z + root) / (2 * (n + z * z))
 

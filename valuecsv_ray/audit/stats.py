@@ -5,7 +5,7 @@
 
 The values and their groups (for the default taxonomy: levels) come from the registry's taxonomy.
 Per group: n texts, mean probability with a 95% normal-approximation CI (mean +- 1.96 std/sqrt(n)),
-sample std, p10/p50/p90, the share of texts labelled positive and its 95% Wilson interval.
+sample std, p10/p50/p90, the share of texts labelled positive and its 95% Wilson interval (scipy's).
 A group's score per text is the mean of its values' probabilities and the text counts positive if
 any of its values' labels is; "overall" does the same over all the taxonomy's values.
 
@@ -44,7 +44,7 @@ from valuecsv_ray.storage import (
 )
 from valuecsv_ray.taxonomy import Taxonomy, TaxonomyError
 
-Z95 = 1.96  # two-sided 95% normal quantile, for the CI of the mean and the Wilson interval
+Z95 = 1.96  # two-sided 95% normal quantile, for the CI of the mean
 SCOPES: tuple[str, ...] = ("value", "group", "overall")  # STATS_SCHEMA.scope, in row order
 OVERALL_KEY = "all"  # STATS_SCHEMA.key of the "overall" scope
 # write_stats' keys and file names
@@ -56,15 +56,15 @@ class StatsError(ValuecsvError, ValueError):
     """The scores or stats given cannot be summarised or loaded; the message says where and why."""
 
 
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (stays inside [0, 1], sane at 0 and n)."""
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (stays inside [0, 1], sane at 0 and n):
+    scipy.stats.binomtest(successes, n).proportion_ci(method="wilson")."""
     if n <= 0:
         raise StatsError(f"Wilson interval needs n > 0, got n={n}")
-    rate = successes / n
-    denom = 1.0 + z * z / n
-    centre = (rate + z * z / (2 * n)) / denom
-    half = z / denom * math.sqrt(rate * (1.0 - rate) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    from scipy.stats import binomtest  # here: it takes a second to import, and the leaderboard imports us
+
+    interval = binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 def _summarise(model: str, scope: str, key: str, p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
