@@ -57,7 +57,9 @@ def krippendorff_alpha(units: Iterable[Sequence[float]], level: str = "ordinal")
     """Krippendorff's alpha over `units`, each the values its raters gave (missing ones left out or NaN).
 
     Units with fewer than two values are not pairable and are ignored. NaN when fewer than two
-    units' worth of values pair up or all pairable values are equal (alpha is then undefined)."""
+    units' worth of values pair up or all pairable values are equal (alpha is then undefined). Equal
+    to the `krippendorff` package's alpha (tests/cvalues/test_agreement.py), a test dependency only:
+    it is GPL-3.0."""
     pairable = _pairable(units)
     if not pairable:
         return float("nan")
