@@ -4,6 +4,8 @@
 
 Folders are searched recursively for the formats of `valuecsv_ray.tables.FORMATS`; hidden entries
 and Excel lock files are left out. A spec that matches nothing is an error naming it.
+URIs are listed through pyarrow's filesystems, the one filesystem layer that storage, Ray Data and
+Ray Train use (fsspec's glob would need s3fs/gcsfs as a second one), and matched with glob's rules.
 """
 
 from __future__ import annotations
