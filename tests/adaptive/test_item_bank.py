@@ -148,3 +148,12 @@ def test_added_items_keep_rejections_and_refuse_repeats(taxonomy):
     assert grown.items["parents"][1] == [bank.items["item_id"][0]] and grown.items["entered_round"][1] == 2
     with pytest.raises(BankError, match="unknown origin 'llm'"):
         make_items(["x"], "llm", "gen")
+
+
+def test_an_empty_batch_of_items_adds_nothing_and_an_empty_bank_round_trips(taxonomy, tmp_path):
+    empty = make_items([], "generated", "gen")
+    assert list(empty.columns) == BANK_SCHEMA.names and empty.empty
+    bank = Bank(make_items(["你如何看待诚实守信？"], "seed", "quest100"), taxonomy)
+    grown, refused = add_items(bank, empty)
+    assert len(grown.items) == 1 and refused == []
+    assert read_bank(write_bank(Bank(empty, taxonomy), tmp_path / "empty.parquet")).items.empty

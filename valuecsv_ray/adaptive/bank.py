@@ -105,15 +105,15 @@ def make_items(prompts: Sequence[str], origin: str, source: str, entered_round: 
         raise BankError(f"unknown origin {origin!r}; available: {', '.join(ORIGINS)}")
     n = len(prompts)
     reasons = list(reasons) if reasons is not None else [None] * n
-    return pd.DataFrame({
-        "item_id": [item_id(p) for p in prompts], "prompt": [normalise_prompt(p) for p in prompts],
-        "values": [list(values) for _ in range(n)], "origin": origin, "source": source,
-        "source_id": list(source_ids) if source_ids is not None else [None] * n,
-        "parents": [list(parents) for _ in range(n)], "generator": generator,
-        "entered_round": entered_round, "status": [REJECTED if r else ACTIVE for r in reasons],
-        "status_reason": reasons, "meta": list(metas) if metas is not None else ["{}"] * n,
-        "calibration": [[] for _ in range(n)],
-    }, columns=BANK_SCHEMA.names)
+    source_ids = list(source_ids) if source_ids is not None else [None] * n
+    metas = list(metas) if metas is not None else ["{}"] * n
+    return _items_frame([
+        {"item_id": item_id(p), "prompt": normalise_prompt(p), "values": list(values), "origin": origin,
+         "source": source, "source_id": sid, "parents": list(parents), "generator": generator,
+         "entered_round": entered_round, "status": REJECTED if reason else ACTIVE,
+         "status_reason": reason, "meta": meta, "calibration": []}
+        for p, sid, meta, reason in zip(prompts, source_ids, metas, reasons, strict=True)
+    ])
 
 
 def build_bank(spec: str, taxonomy: Taxonomy, data_dir: Path | None = None,
@@ -225,8 +225,15 @@ def read_bank(path: Path) -> Bank:
         raise BankError(f"{path} is not an item bank: it lacks {what}; "
                         "make one with `valuecsv-ray items init`")
     taxonomy = Taxonomy.from_dict(json.loads(meta[TAXONOMY_KEY]), where=f"{path} taxonomy")
-    records = table.select(BANK_SCHEMA.names).cast(BANK_SCHEMA).to_pylist()
-    return Bank(pd.DataFrame(records, columns=BANK_SCHEMA.names), taxonomy)
+    return Bank(_items_frame(table.select(BANK_SCHEMA.names).cast(BANK_SCHEMA).to_pylist()), taxonomy)
+
+
+def _items_frame(records: list[dict]) -> pd.DataFrame:
+    """Bank rows as a frame, list columns as Python lists (object columns also when empty, so an
+    empty frame still converts to BANK_SCHEMA)."""
+    if not records:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in BANK_SCHEMA.names})
+    return pd.DataFrame(records, columns=BANK_SCHEMA.names)
 
 
 def _check_values(values: Sequence[str], taxonomy: Taxonomy) -> list[str]:
