@@ -22,9 +22,9 @@ def profiles_cmd(taxonomy: str | None, registry: str | None) -> None:
     """List the weight-profile presets: name, where it comes from, its weights. Presets are made from
     the taxonomy (uniform, one per group) or ship as files beside it
     (valuecsv_ray/resources/profiles/<taxonomy>/<preset>.yaml)."""
-    from valuecsv_ray.leaderboard.board import text_table
     from valuecsv_ray.leaderboard.profiles import origin, presets, presets_dir, weights_summary
     from valuecsv_ray.taxonomy import load_taxonomy
+    from valuecsv_ray.text_table import text_table
 
     if taxonomy and registry:
         raise click.UsageError("give --taxonomy or --registry, not both")
