@@ -23,13 +23,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import openpyxl
 import pandas as pd
 import pyarrow as pa
 
 from valuecsv_ray.collect.schema import PROMPT_SCHEMA
 from valuecsv_ray.errors import ValuecsvError
-from valuecsv_ray.tables import BAD_ENCODING, FORMATS, TableError, read_frame, undecodable
+from valuecsv_ray.tables import BAD_ENCODING, FORMATS, TableError, read_file, read_frame, undecodable
 
 
 class SuiteError(ValuecsvError, ValueError):
@@ -101,12 +100,19 @@ def _frame(rows: list[tuple[str, str, str, dict]]) -> pd.DataFrame:
 
 
 def _quest100(path: Path, prefix: str) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
-    sheet = openpyxl.load_workbook(path, read_only=True).worksheets[0]
+    """The numbered questions in the first column (of the first sheet), below its header."""
+    try:
+        columns, table, fmt = read_file(path)
+    except TableError as e:
+        raise SuiteError(f"{e}; expected ValueCSV's quest100.xlsx") from e
     rows, skipped, seen = [], [], set()
-    for r, (cell, *_) in enumerate(sheet.iter_rows(min_row=2, values_only=True), start=2):
+    for position, item in enumerate(table):
+        r, cell = fmt.row_number(position), (item.record or {}).get(columns[0] if columns else "")
         text = str(cell).strip() if cell is not None else ""
         match = _NUMBERED.match(text)
-        if not text:
+        if item.record is None and not item.blank:
+            skipped.append((r, str(item.error)))
+        elif not text:
             skipped.append((r, "blank question cell"))
         elif not match or not match.group(2).strip():
             skipped.append((r, f"not a numbered question: {text[:60]!r}"))
@@ -126,14 +132,17 @@ def _quest100(path: Path, prefix: str) -> tuple[pd.DataFrame, list[tuple[int, st
 
 
 def _cvalues(path: Path, prefix: str) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
+    try:
+        _, table, fmt = read_file(path)
+    except TableError as e:
+        raise SuiteError(f"{e}; expected CValues' prompt records") from e
     rows, skipped, seen = [], [], set()
-    for r, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
+    for position, item in enumerate(table):
+        r, record = fmt.row_number(position), item.record
+        if item.blank:
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SuiteError(f"{path}, line {r}: not JSON ({e}); expected CValues' prompt records") from e
+        if record is None:
+            raise SuiteError(f"{path}, {fmt.unit} {r}: {item.error}; expected CValues' prompt records")
         missing = [k for k in ("id_", "prompt") if record.get(k) in (None, "")]
         if missing or str(record["id_"]) in seen:
             skipped.append(
