@@ -1,5 +1,7 @@
 """`valuecsv-ray items init` and `items show` as a user types them (click's CliRunner on the group)."""
 
+from types import SimpleNamespace
+
 import pandas as pd
 from click.testing import CliRunner
 
@@ -43,3 +45,27 @@ def test_init_with_values_and_refusals(tmp_path):
     missing = run("init", "--suite", "quest100", "--data-dir", tmp_path, "--out", tmp_path / "b3.parquet")
     assert missing.exit_code == 1 and "error: suite 'quest100' reads quest100.xlsx" in missing.output
     assert not (tmp_path / "b3.parquet").exists()
+
+
+def test_init_takes_the_taxonomy_of_a_registry(tmp_path, monkeypatch):
+    import valuecsv_ray.registry.manifest as manifest
+
+    taxonomy = load_taxonomy()
+    two = taxonomy.subset(taxonomy.ids[:2])  # a registry trained on two values
+    seen = []
+
+    def load_registry(path):
+        seen.append(path)
+        return SimpleNamespace(taxonomy=two)
+
+    monkeypatch.setattr(manifest, "load_registry", load_registry)
+    suite = tmp_path / "mine.csv"
+    suite.write_text("id,prompt\n1,你如何看待诚实守信？\n", encoding="utf-8")
+    out = tmp_path / "bank.parquet"
+    result = run("init", "--suite", suite, "--registry", "runs/x", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert seen == ["runs/x"] and read_bank(out).taxonomy == two
+    assert f"all 2 values of {taxonomy.name}" in result.output
+    both = run("init", "--suite", suite, "--registry", "runs/x", "--taxonomy", taxonomy.name, "--out",
+               tmp_path / "b.parquet")
+    assert both.exit_code == 2 and "give --taxonomy or --registry, not both" in both.output

@@ -2,7 +2,7 @@
 group in cli/__init__.py).
 
     valuecsv-ray items init --suite quest100 --data-dir data --out eval/bank.parquet
-    valuecsv-ray items init --suite my_prompts.csv --values integrity,friendliness --out bank.parquet
+    valuecsv-ray items init --suite my_prompts.csv --registry runs/valuecsv --values IDS --out bank.parquet
     valuecsv-ray items show eval/bank.parquet
 """
 
@@ -32,12 +32,13 @@ def items() -> None:
 @click.option("--taxonomy", default=None,
               help="the value set: a built-in taxonomy name or a taxonomy YAML file [default: the Core "
                    "Socialist Values]")
+@click.option("--registry", help="a registry folder (or its s3://, gs:// URI): the taxonomy of its values")
 @click.option("--values", default=None, metavar="IDS",
               help="comma list of value ids every item targets (default: all values of the taxonomy)")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="the bank to write (.parquet)")
 @click.option("--force", is_flag=True, help="replace an existing bank (its calibrations are lost)")
-def init_cmd(spec: str, data_dir: str, taxonomy: str | None, values: str | None, out: str,
-             force: bool) -> None:
+def init_cmd(spec: str, data_dir: str, taxonomy: str | None, registry: str | None, values: str | None,
+             out: str, force: bool) -> None:
     """Build an item bank from a prompt suite: one active, uncalibrated item per distinct prompt."""
     from valuecsv_ray.adaptive.bank import build_bank, write_bank
     from valuecsv_ray.taxonomy import load_taxonomy
@@ -45,7 +46,14 @@ def init_cmd(spec: str, data_dir: str, taxonomy: str | None, values: str | None,
     path = Path(out)
     if path.exists() and not force:
         raise click.UsageError(f"{path} exists; give --force to replace it (its calibrations are lost)")
-    tax = load_taxonomy(taxonomy)
+    if taxonomy and registry:
+        raise click.UsageError("give --taxonomy or --registry, not both")
+    if registry:
+        from valuecsv_ray.registry.manifest import load_registry
+
+        tax = load_registry(registry).taxonomy
+    else:
+        tax = load_taxonomy(taxonomy)
     try:
         targets = [label.id for label in tax.parse(values)] if values else []
     except KeyError as e:
