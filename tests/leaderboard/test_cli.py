@@ -26,7 +26,8 @@ def test_leaderboard_on_an_eval_folder_writes_beside_the_audit(eval_dir, tax):
                  "--n-boot", "200", "--seed", "5")
     assert result.exit_code == 0, result.output
     out = eval_dir / "leaderboard"
-    assert {p.name for p in out.iterdir()} == {"leaderboard.parquet", "leaderboard.csv", "profiles.json"}
+    assert {p.name for p in out.iterdir()} == {"leaderboard.parquet", "leaderboard.csv", "profiles.json",
+                                               "similarity.parquet", "similarity.csv"}
     board, meta = load_leaderboard(out)
     assert list(dict.fromkeys(board["profile"])) == ["uniform", tax.groups[0]]
     assert meta["n_boot"] == 200 and meta["seed"] == 5 and (board["n_prompts"] == 26).all()
@@ -105,7 +106,8 @@ def test_report_gains_the_leaderboard_section_and_ranks_chart(reported):
     top = board.iloc[0]
     assert f"| 1 | {top.model} | {top.score:.2f} [{top.lo:.2f}, {top.hi:.2f}] |" in md
     page = paths["html"].read_text(encoding="utf-8")
-    assert page.count("<table>") == 4 + len(reported["profiles"]) and '<img src="ranks.png"' in page
+    assert "### Profile similarity" in md  # the profiles that rank the values: all but uniform
+    assert page.count("<table>") == 4 + len(reported["profiles"]) + 1 and '<img src="ranks.png"' in page
     assert "&lt;gpt&amp;4&gt;" in page and "<gpt&4>" not in page
     assert [str(w.message) for w in reported["warnings"] if issubclass(w.category, UserWarning)] == []
 

@@ -26,11 +26,15 @@ from valuecsv_ray.resampling import N_BOOT
 @click.option("--n-boot", default=N_BOOT, show_default=True, type=click.IntRange(min=1),
               help="bootstrap resamples of the prompts for the 95% intervals")
 @click.option("--seed", default=0, show_default=True, type=int, help="seed of the bootstrap resamples")
+@click.option("--reference", "references", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="a YAML or JSON file of value id: number (e.g. a culture's value ranking) to correlate "
+                   "each model with, beside the profiles; repeatable")
 def leaderboard_cmd(path: str, profiles: tuple[str, ...], out_dir: str | None, n_boot: int,
-                    seed: int) -> None:
+                    seed: int, references: tuple[str, ...]) -> None:
     """Rank the models of an audit per weight profile: 0-100 scores with 95% bootstrap intervals, on the
-    prompts every model answered. STATS_OR_EVAL_DIR is an evaluation folder, an audit output folder
-    (with scores/ and stats/) or its stats/ folder."""
+    prompts every model answered; and each model's profile similarity: Spearman's rho of its per-value
+    scores with each profile's weights and each --reference. STATS_OR_EVAL_DIR is an evaluation folder,
+    an audit output folder (with scores/ and stats/) or its stats/ folder."""
     from valuecsv_ray.eval.layout import audit_source, leaderboard_dir_for
     from valuecsv_ray.leaderboard import (
         format_leaderboard,
@@ -39,13 +43,24 @@ def leaderboard_cmd(path: str, profiles: tuple[str, ...], out_dir: str | None, n
         read_audit_scores,
         write_leaderboard,
     )
+    from valuecsv_ray.leaderboard.similarity import (
+        format_similarity,
+        load_reference,
+        similarity,
+        write_similarity,
+    )
 
     scores, taxonomy, where = read_audit_scores(audit_source(Path(path)))
-    board = leaderboard(scores, taxonomy, load_profiles(profiles, taxonomy), n_boot=n_boot, seed=seed)
+    chosen = load_profiles(profiles, taxonomy)
+    vectors = [load_reference(Path(r), taxonomy) for r in references]
+    board = leaderboard(scores, taxonomy, chosen, n_boot=n_boot, seed=seed)
     written = write_leaderboard(board, Path(out_dir) if out_dir else leaderboard_dir_for(where.root))
+    similar = similarity(scores, taxonomy, chosen, vectors)
+    folder = written["parquet"].parent
+    files = [*written.values(), *map(Path, write_similarity(similar, folder).values())]
     click.echo(format_leaderboard(board))
-    names = ", ".join(p.name for p in written.values())
-    click.echo(f"\nleaderboard in {written['parquet'].parent} ({names})")
+    click.echo("\n" + format_similarity(similar))
+    click.echo(f"\nleaderboard in {folder} ({', '.join(p.name for p in files)})")
 
 
 @click.command("compare", cls=Command)

@@ -27,6 +27,7 @@ from valuecsv_ray.eval.config import EvalConfig
 from valuecsv_ray.eval.layout import EvalLayout
 from valuecsv_ray.eval.report import write_eval_report
 from valuecsv_ray.leaderboard import leaderboard, load_profiles, presets, write_leaderboard
+from valuecsv_ray.leaderboard.similarity import similarity, write_similarity
 from valuecsv_ray.storage import join, local_folder, located
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def run_eval(cfg: EvalConfig, audit_settings: dict | None = None, progress: bool
     board = leaderboard(scores, audited.taxonomy, chosen, n_boot=cfg.n_boot)
     with local_folder(layout.leaderboard) as board_dir:  # uploaded at the end where out is a URI
         write_leaderboard(board, board_dir)
+        write_similarity(similarity(scores, audited.taxonomy, chosen), board_dir)  # beside it, for the report
         log.info("eval step 4/4: report into %s", layout.report)
         report = write_eval_report(audited.stats_dir, layout.report, leaderboard_dir=board_dir)
     return EvalResult(located(cfg.out), collected, audited, board, report)

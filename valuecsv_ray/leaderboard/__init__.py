@@ -6,7 +6,8 @@
 
 profiles: weight profiles (YAML files and presets from the taxonomy's groups); board: scores,
 ranks and bootstrap intervals per profile, reading and writing; compare: per-value paired
-differences of two models with Holm-corrected bootstrap p-values; report: the report's section.
+differences of two models with Holm-corrected bootstrap p-values; similarity: Spearman's rho of
+each model's per-value scores with each profile or a reference vector; report: the report's section.
 No torch, no Ray.
 """
 
@@ -20,7 +21,15 @@ from valuecsv_ray.leaderboard.board import (
 )
 from valuecsv_ray.leaderboard.compare import compare, format_compare, holm
 from valuecsv_ray.leaderboard.profiles import LeaderboardError, Profile, load_profile, load_profiles, presets
+from valuecsv_ray.leaderboard.similarity import (
+    SIMILARITY_SCHEMA,
+    format_similarity,
+    load_reference,
+    similarity,
+    write_similarity,
+)
 
-__all__ = ["LEADERBOARD_SCHEMA", "LeaderboardError", "Profile", "compare", "format_compare",
-           "format_leaderboard", "holm", "leaderboard", "load_leaderboard", "load_profile", "load_profiles",
-           "presets", "read_audit_scores", "write_leaderboard"]
+__all__ = ["LEADERBOARD_SCHEMA", "SIMILARITY_SCHEMA", "LeaderboardError", "Profile", "compare",
+           "format_compare", "format_leaderboard", "format_similarity", "holm", "leaderboard",
+           "load_leaderboard", "load_profile", "load_profiles", "load_reference", "presets",
+           "read_audit_scores", "similarity", "write_leaderboard", "write_similarity"]

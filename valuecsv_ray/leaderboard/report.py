@@ -1,4 +1,5 @@
-"""The report's Leaderboard section: one ranked table per profile and a bump chart of ranks.
+"""The report's Leaderboard section: one ranked table per profile, a bump chart of ranks, and the
+profile-similarity table (Spearman's rho, models x profiles) where the leaderboard has one.
 
     blocks, files = leaderboard_section(Path("eval/run1/leaderboard"), out_dir, taxonomy)
 
@@ -17,7 +18,8 @@ import pandas as pd
 
 from valuecsv_ray.audit.stats import StatsError
 from valuecsv_ray.leaderboard.board import load_leaderboard
-from valuecsv_ray.leaderboard.profiles import LeaderboardError
+from valuecsv_ray.leaderboard.profiles import SHIPPED, LeaderboardError
+from valuecsv_ray.leaderboard.similarity import load_similarity, similarity_cells
 from valuecsv_ray.report_kit import BASE_FONT, Block, cjk_family, drawable, figure
 from valuecsv_ray.taxonomy import Taxonomy
 
@@ -63,7 +65,8 @@ def _weights_prose(profile: dict, taxonomy: Taxonomy) -> str:
     listed = ", ".join(f"{label.en} {weights.get(label.id, 0):g}" for label in taxonomy.labels)
     about = f"{profile['description'].rstrip('.')}. " if profile.get("description") else ""
     source = profile.get("source", "preset")
-    return f"{about}Weights: {listed} ({'preset' if source == 'preset' else f'file {source}'})."
+    where = source if source == "preset" or source.startswith(SHIPPED) else f"file {source}"
+    return f"{about}Weights: {listed} ({where})."
 
 
 def leaderboard_section(folder: Path, out_dir: Path,
@@ -95,4 +98,20 @@ def leaderboard_section(folder: Path, out_dir: Path,
         if name in profiles:
             blocks.append(("p", _weights_prose(profiles[name], taxonomy)))
         blocks.append(("table", ["rank", "model", "score [95% CI]"], rows))
-    return blocks, {"ranks": path}
+    return blocks + _similarity_blocks(folder), {"ranks": path}
+
+
+def _similarity_blocks(folder: Path) -> list[Block]:
+    """Spearman's rho of each model with each profile (and reference), if the leaderboard has it."""
+    table = load_similarity(folder)
+    if table is None or table.empty:
+        return []
+    header, rows = similarity_cells(table)
+    return [
+        ("h3", "Profile similarity"),
+        ("p", "Spearman's rank correlation of each model's per-value scores (its s_d) with each profile's "
+              "weights (ties share their average rank; profiles that weigh every value alike are left "
+              "out) and with each reference vector (ref): +1 when the model's values rank as the weights "
+              "do, -1 when reversed."),
+        ("table", header, rows),
+    ]
