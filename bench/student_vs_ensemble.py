@@ -9,7 +9,8 @@ test part of the ensemble's split of its own data (the annotated file recorded i
 ROC-AUC and ECE (15 bins) of its calibrated probabilities against the gold labels, and against
 the ensemble on the same texts the decision agreement (share of texts where both say the same)
 and the mean |p - p_ensemble|. Speed: texts/s of `Ensemble.score` on the same texts, best of
-`--repeats` timed runs after a warm-up, one torch thread per process unless `--threads`.
+`--repeats` rounds after a warm-up (the registries take turns within a round, so a change in the
+machine's load falls on all alike), one torch thread unless `--threads`.
 Writes the rows as JSON (`--out`) and prints Markdown tables. Run by hand, not in CI.
 """
 
@@ -45,15 +46,19 @@ def gold_part(ensemble: Path, data: str | None, part: str) -> tuple[list[str], n
     return [loaded.texts[i] for i in rows], loaded.labels[rows], taxonomy
 
 
-def timed_scores(engine: Ensemble, texts: list[str], repeats: int) -> tuple[object, float]:
-    """The scores and the best texts/s of `repeats` runs, after one warm-up run on a few texts."""
-    engine.score(texts[:16])
-    best, scores = float("inf"), None
+def timed_rounds(engines: list[Ensemble], texts: list[str], repeats: int) -> tuple[list, list[float]]:
+    """Each engine's scores and best texts/s over `repeats` rounds; within a round the engines run
+    one after another, so a change in the machine's load falls on all of them alike. One warm-up
+    run on a few texts each first."""
+    for engine in engines:
+        engine.score(texts[:16])
+    best, scores = [float("inf")] * len(engines), [None] * len(engines)
     for _ in range(repeats):
-        start = time.perf_counter()
-        scores = engine.score(texts)
-        best = min(best, time.perf_counter() - start)
-    return scores, len(texts) / best
+        for i, engine in enumerate(engines):
+            start = time.perf_counter()
+            scores[i] = engine.score(texts)
+            best[i] = min(best[i], time.perf_counter() - start)
+    return scores, [len(texts) / b for b in best]
 
 
 def compare(reference, scores, thresholds: np.ndarray, gold: np.ndarray) -> list[dict]:
@@ -73,20 +78,20 @@ def compare(reference, scores, thresholds: np.ndarray, gold: np.ndarray) -> list
 
 
 def measure(ensemble: Path, others: list[Path], data: str | None = None, part: str = "test",
-            repeats: int = 2, device: str = "cpu") -> dict:
+            repeats: int = 3, device: str = "cpu") -> dict:
     """{"texts": n, "registries": {name: {"registry_id", "texts_per_s", "rows": [...]}}}."""
     texts, gold, taxonomy = gold_part(ensemble, data, part)
-    out, reference = {"texts": len(texts), "part": part, "registries": {}}, None
-    for path in [ensemble, *others]:
-        engine = Ensemble.from_registry(path, device=device)
-        scores, rate = timed_scores(engine, texts, repeats)
+    paths = [ensemble, *others]
+    engines = [Ensemble.from_registry(path, device=device) for path in paths]
+    all_scores, rates = timed_rounds(engines, texts, repeats)
+    out = {"texts": len(texts), "part": part, "repeats": repeats, "registries": {}}
+    for path, engine, scores, rate in zip(paths, engines, all_scores, rates, strict=True):
         order = [scores.value_ids.index(v) for v in taxonomy.ids if v in scores.value_ids]
         columns = [taxonomy.ids.index(v) for v in scores.value_ids]
-        reference = reference or scores
+        rows = compare(all_scores[0], scores, engine.thresholds, gold[:, columns])
         out["registries"][str(path)] = {
             "registry_id": engine.registry.registry_id, "texts_per_s": rate,
-            "backbone": engine.registry.manifest.get("backbone"),
-            "rows": [compare(reference, scores, engine.thresholds, gold[:, columns])[i] for i in order]}
+            "backbone": engine.registry.manifest.get("backbone"), "rows": [rows[i] for i in order]}
     return out
 
 
@@ -119,7 +124,7 @@ def main() -> None:
                         help="a registry to compare (multilabel, a student); repeatable")
     parser.add_argument("--data", help="annotated file; default: the one in the ensemble's job.json")
     parser.add_argument("--part", default="test", choices=("train", "validation", "test"))
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs per registry (best counts)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds (each registry's best counts)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")

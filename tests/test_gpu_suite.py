@@ -354,3 +354,12 @@ def test_the_dry_run_goes_through_every_part_and_every_engine_option(tmp_path, s
     audit = json.loads((tmp_path / "out" / "audit.json").read_text())
     assert audit["steps"]["audit"]["rows_scored"] == summary["plan"]["audit_rows"]
     assert "| part | measure | result | target | met |" in done.stdout
+
+
+def test_engine_table_has_the_student_row_against_the_path_it_ran_beside(suite):
+    engine = suite["gpu_suite_parts.engine"]
+    steps = {"slim+compile": _path(400.0),
+             "student": {"status": "ok", "texts": 4096, "texts_per_s": 3600.0, "against": "slim+compile",
+                         "x_ensemble": 9.0}}
+    rows = {row[0].split(",")[0]: row for row in engine.table({"steps": steps, "judge": True})}
+    assert rows["student (1 multi-label model)"][1] == "3600.0 texts/s; 9.0x the ensemble's slim+compile"

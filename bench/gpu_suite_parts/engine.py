@@ -3,7 +3,8 @@
     run(plan, work, out, budget)   # writes out/engine.json after every step
 
 Each path (padded, varlen, slim, slim + torch.compile; then slim at a smaller and a larger token
-budget than the CUDA default, where time is left) is loaded fresh, warmed on one batch-run,
+budget than the CUDA default, where time is left; the student: prep's one multi-label model with
+the best path's options, against that path on the same texts) is loaded fresh, warmed on one batch-run,
 then timed on plan.n_texts texts: texts/s, share of the bf16 matmul ceiling measured in the same
 run (`engine_bench.matmul_ceiling`, `engine_bench.engine_flops`), padding fraction of the batches
 it runs, max |probability difference| against the padded engine, and a torch.profiler split of
@@ -33,7 +34,7 @@ from gpu_suite_parts.common import (
     say,
     split_text,
 )
-from gpu_suite_parts.prep import registry_dir
+from gpu_suite_parts.prep import registry_dir, student_dir
 from valuecsv_ray.registry.manifest import load_registry
 from valuecsv_ray.scoring.engine import Ensemble
 from valuecsv_ray.scoring.varlen import padding_fraction
@@ -50,10 +51,11 @@ PATHS = {"padded": {"forward": "padded"}, "slim+compile": COMPILED,
          "slim@32k": {"forward": "slim", "token_budget": 32768},
          "slim@262k": {"forward": "slim", "token_budget": 262144}}
 OPTIONS = ("+gelu", "+fp8", "+cudnn")
-ORDER = ("padded", "slim+compile", "reference", *OPTIONS, "+best", "slim", "varlen", "slim@32k", "slim@262k")
+ORDER = ("padded", "slim+compile", "reference", *OPTIONS, "+best", "student", "slim", "varlen", "slim@32k",
+         "slim@262k")
 CONTEXT = ("reference 27.5; padded bf16 265; varlen 340; slim 356; slim+compile 377 texts/s (4,096 texts)")
 NEED_S = {"padded": 20, "varlen": 20, "slim": 15, "reference": 15, "slim+compile": 40,  # device estimates
-          "+gelu": 30, "+fp8": 30, "+cudnn": 30, "+best": 30, "slim@32k": 15, "slim@262k": 15}
+          "+gelu": 30, "+fp8": 30, "+cudnn": 30, "+best": 30, "student": 20, "slim@32k": 15, "slim@262k": 15}
 MAX_DP = 2e-2  # an option counts toward +best only when its scores stay this close to padded's
 
 
@@ -71,6 +73,9 @@ def run(plan: Plan, work: Path, out: Path, budget: Budget) -> None:
     for name in ORDER:
         if name == "reference":
             results.step(name, NEED_S[name], bench.reference)
+            continue
+        if name == "student":
+            results.step(name, NEED_S[name], lambda: bench.student(work))
             continue
         kwargs = best_options(results.data["steps"]) if name == "+best" else PATHS[name]
         if name == "+best" and len(kwargs) - len(COMPILED) < 2:
@@ -179,6 +184,30 @@ class EngineRun:
             dynamo["graphs_compiled_while_timed"] = dynamo["stats"].get("unique_graphs", 0) - graphs
         return out
 
+    def student(self, work: Path) -> dict:
+        """The student (one multi-label model for every value) on the best ensemble path's options,
+        timed on the same texts; its speed against that path's."""
+        steps = self.results.data["steps"]
+        timed = {n: s for n in ("+best", "slim+compile", "padded")
+                 if (s := steps.get(n, {})).get("status") == "ok"}
+        against = next(iter(timed), None)
+        kwargs = (best_options(steps) if against == "+best" else PATHS[against]) if against else {}
+        student = Ensemble(load_registry(student_dir(work)), device=self.plan.device,
+                           **{"token_budget": None, **kwargs})
+        n = self.plan.compile_texts if kwargs.get("compile") else len(self.texts)
+        try:
+            student.score(self.texts[: self.plan.profile_texts])
+            seconds, _ = engine_bench.timed(lambda: student.score(self.texts[:n]), self.device)
+        finally:
+            student = None
+            _free(self.device)
+        out = {"texts": n, "seconds": round(seconds, 2), "texts_per_s": n / seconds, "against": against,
+               "options": kwargs}
+        if against and timed[against]["texts"] == n:
+            out["x_ensemble"] = out["texts_per_s"] / timed[against]["texts_per_s"]
+        say(f"student: {out['texts_per_s']:.1f} texts/s, {out.get('x_ensemble') or 0:.1f}x {against}")
+        return out
+
     def reference(self) -> dict:
         """The ValueCSV code's way on the first n_reference texts; its fp32 scores against the engine."""
         reg = self.registry
@@ -224,6 +253,11 @@ def table(data: dict) -> list[list]:
         label = f"{name} ({step['dtype']}, budget {step['token_budget']}{options})"
         rows.append([f"{label}, {step['texts']} texts", result, f">= {TARGET_TEXTS_S:.0f} texts/s",
                      at_least(step["texts_per_s"], TARGET_TEXTS_S) if judge else None])
+    if (student := steps.get("student", {})).get("status") == "ok":
+        ratio = f"{student['x_ensemble']:.1f}x the ensemble's {student['against']}" if student.get(
+            "x_ensemble") else f"against {student['against']}: other texts"
+        rows.append([f"student (1 multi-label model), {student['texts']} texts",
+                     f"{student['texts_per_s']:.1f} texts/s; {ratio}", "", None])
     if speeds and ref.get("status") == "ok":
         best = max(speeds, key=speeds.get)
         ratio = speeds[best] / ref["texts_per_s"]
