@@ -4,10 +4,19 @@ items that do not separate models are retired, and abilities under fixed items a
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.optimize import check_grad
 from scipy.special import expit
 from scipy.stats import spearmanr
 
-from valuecsv_ray.adaptive.irt import RetireRules, calibrate, estimate_ability, fit_2pl, retire_reason
+from valuecsv_ray.adaptive.irt import (
+    Priors,
+    RetireRules,
+    calibrate,
+    estimate_ability,
+    fit_2pl,
+    negative_log_posterior,
+    retire_reason,
+)
 from valuecsv_ray.adaptive.simulate import Truth, draw_parameters, simulate_responses
 
 
@@ -49,6 +58,14 @@ def test_difficulty_recovery_reaches_the_oracle_when_items_sit_among_the_models(
     rho, oracle = spearmanr(fit.items["b"], truth.b)[0], spearmanr(_oracle_b(y, truth), truth.b)[0]
     assert rho >= oracle - 0.01, (rho, oracle)
     assert spearmanr(fit.theta, truth.theta)[0] >= 0.95
+
+
+def test_the_gradient_matches_finite_differences_on_sparse_answers():
+    truth = draw_parameters(6, 9, np.random.default_rng(13))
+    y = simulate_responses(truth, np.random.default_rng(14), missing=0.3)
+    objective = negative_log_posterior(y, Priors(theta_sd=1.3, log_a_mean=0.2, log_a_sd=0.4, b_sd=1.7))
+    x = np.random.default_rng(15).normal(0, 0.7, 6 + 2 * 9)
+    assert check_grad(lambda v: objective(v)[0], lambda v: objective(v)[1], x) < 1e-5
 
 
 def test_sparse_answers_keep_every_estimate_finite():

@@ -81,7 +81,22 @@ def fit_2pl(
     y = _as_matrix(y)
     observed = ~np.isnan(y)
     n_models, n_items = y.shape
-    rows, cols = np.nonzero(observed)  # the answers only: the cost follows responses, not the matrix
+    objective = negative_log_posterior(y, priors)
+    with threadpool_limits(limits=1, user_api="blas"):  # see the module docstring
+        result = minimize(objective, _start(y, observed), jac=True, method="L-BFGS-B",
+                          options={"maxiter": max_iter, "maxfun": 2 * max_iter})
+    theta = result.x[:n_models]
+    a, b = np.exp(result.x[n_models : n_models + n_items]), result.x[n_models + n_items :]
+    items = _item_table(y, observed, theta, a, b, priors, rules, value)
+    return Fit(theta=theta, theta_se=_theta_se(theta, a, b, observed, priors.theta_sd),
+               items=items, log_posterior=-float(result.fun), converged=bool(result.success))
+
+
+def negative_log_posterior(y: np.ndarray, priors: Priors = Priors()):
+    """The function `fit_2pl` minimises: x = (theta, log a, b) -> (-log posterior up to a constant,
+    its gradient), summed over the answers only, so the cost follows responses, not the matrix."""
+    n_models, n_items = y.shape
+    rows, cols = np.nonzero(~np.isnan(y))
     yv = y[rows, cols]
 
     def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -98,14 +113,7 @@ def fit_2pl(
         ])
         return nlp, grad
 
-    with threadpool_limits(limits=1, user_api="blas"):  # see the module docstring
-        result = minimize(objective, _start(y, observed), jac=True, method="L-BFGS-B",
-                          options={"maxiter": max_iter, "maxfun": 2 * max_iter})
-    theta = result.x[:n_models]
-    a, b = np.exp(result.x[n_models : n_models + n_items]), result.x[n_models + n_items :]
-    items = _item_table(y, observed, theta, a, b, priors, rules, value)
-    return Fit(theta=theta, theta_se=_theta_se(theta, a, b, observed, priors.theta_sd),
-               items=items, log_posterior=-float(result.fun), converged=bool(result.success))
+    return objective
 
 
 def calibrate(
