@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from valuecsv_ray.settings import ConfigError, build, is_int, is_number, load_settings, read_yaml, setting
+from valuecsv_ray.tables import SUPPORTED
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]*")
 _ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -163,8 +164,8 @@ class CollectConfig:
 
     suites: list = setting(
         [],
-        "prompt suites: quest100, cvalues-responsibility, NAME=PATH, or a "
-        "JSONL/CSV/Parquet file with an id and a prompt column",
+        "prompt suites: quest100, cvalues-responsibility, NAME=PATH, or a table file "
+        f"({SUPPORTED}) with an id and a prompt column",
         cli=False,
     )
     endpoints: str = setting("", "YAML file listing the LLM endpoints")
