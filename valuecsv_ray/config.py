@@ -29,6 +29,7 @@ from valuecsv_ray.settings import (
     setting,
 )
 from valuecsv_ray.storage import cache_root, is_uri
+from valuecsv_ray.tables import SUPPORTED
 from valuecsv_ray.taxonomy import DEFAULT_TAXONOMY, Taxonomy, TaxonomyError, load_taxonomy
 
 MODES = ("binary", "multilabel")
@@ -188,7 +189,7 @@ class TrainConfig:
     name: str = setting("valuecsv", "job name; the registry is RUNS_DIR/NAME, re-running resumes it")
     runs_dir: str = setting("runs", "folder or s3://, gs:// URI holding one registry per job name",
                             identity=False)
-    data: str = setting("sample", "annotated xlsx/csv/jsonl/parquet, or 'sample' (shipped)")
+    data: str = setting("sample", f"annotated data ({SUPPORTED}), or 'sample' (shipped)")
     taxonomy: str = setting(DEFAULT_TAXONOMY, "the value set: a built-in name or a taxonomy YAML file")
     values: str = setting("all", "'all' or a comma list of value ids to train (binary mode)")
     mode: str = setting("binary", "'binary': one evaluator per value; 'multilabel': one model, all outputs")
@@ -301,7 +302,7 @@ class InputSpec:
 class AuditConfig:
     """Everything that decides what an audit does (`valuecsv-ray audit`, jobs/audit.py)."""
 
-    inputs: list = setting([], "corpus files, folders, globs or URIs (jsonl, csv, parquet, xlsx)", cli=False)
+    inputs: list = setting([], f"corpus files ({SUPPORTED}), folders, globs or URIs", cli=False)
     registry: str = setting("", "registry folder or s3://, gs:// URI written by `valuecsv-ray train`")
     out: str = setting("", "output folder, a path or an s3://, gs:// URI (on several nodes: object "
                            "storage or a shared mount): scores/, quarantine/, stats/, summary.json; "

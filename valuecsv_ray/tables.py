@@ -98,7 +98,7 @@ def format_of(path: str | Path) -> Format:
     suffix = PurePosixPath(urlparse(text).path if "://" in text else text).suffix.lower()
     if suffix not in FORMATS:
         raise TableError(
-            f"{path}: unknown file suffix {suffix or '(none)'!r}; supported: {', '.join(sorted(FORMATS))}"
+            f"{path}: unknown file suffix {suffix or '(none)'!r}; supported: {SUPPORTED}"
         )
     return FORMATS[suffix]
 
@@ -281,3 +281,4 @@ FORMATS: dict[str, Format] = {  # suffix -> format; one entry here makes a forma
     ".parquet": Format("parquet", read_parquet, first_row=1, unit="row"),
     ".xlsx": Format("xlsx", read_xlsx, first_row=2, unit="row"),
 }
+SUPPORTED = ", ".join(sorted(FORMATS))  # for messages and help texts

@@ -11,6 +11,7 @@ import click
 from valuecsv_ray.cli.options import Command, given, options_from
 from valuecsv_ray.collect.config import CollectConfig, load_collect_config
 from valuecsv_ray.settings import ConfigError, parse_overrides
+from valuecsv_ray.tables import SUPPORTED
 
 
 def collect_config(
@@ -72,7 +73,7 @@ def _spent(usage: dict | None) -> str:
     "suites",
     multiple=True,
     metavar="SUITE",
-    help="quest100, cvalues-responsibility, NAME=PATH, or a JSONL/CSV/Parquet file (repeatable)",
+    help=f"quest100, cvalues-responsibility, NAME=PATH, or a table file ({SUPPORTED}) (repeatable)",
 )
 @click.option(
     "--config",

@@ -44,7 +44,7 @@ def cvalues() -> None:
               show_default=True,
               help="pairs format: CValues mc, CValues-Comparison, or user pairs")
 def items_cmd(pairs: str, out: str, fmt: str) -> None:
-    """Write both orders of each pair in PAIRS (jsonl/csv/parquet, or `demo`) as a prompt suite."""
+    """Write both orders of each pair in PAIRS (a table file, or `demo`) as a prompt suite."""
     path = demo_pairs_path() if pairs == DEMO else Path(pairs)
     loaded = load_pairs(path, fmt)
     items = mc_items(loaded.pairs)

@@ -11,8 +11,9 @@ import click
 from valuecsv_ray.cli.options import Command, given, options_from
 from valuecsv_ray.eval.config import EvalConfig, load_eval_config
 from valuecsv_ray.settings import ConfigError, parse_overrides
+from valuecsv_ray.tables import SUPPORTED
 
-SUITE_HELP = "quest100, cvalues-responsibility, NAME=PATH, or a JSONL/CSV/Parquet file (repeatable)"
+SUITE_HELP = f"quest100, cvalues-responsibility, NAME=PATH, or a table file ({SUPPORTED}) (repeatable)"
 
 
 def eval_config(suites: tuple[str, ...], profiles: tuple[str, ...], config_path: str | None,

@@ -14,6 +14,7 @@ import click
 import pandas as pd
 
 from valuecsv_ray.cli.options import Group
+from valuecsv_ray.tables import SUPPORTED
 
 SHOWN_SKIPPED = 20  # skipped rows printed; all of them go to the CSV beside the bank
 
@@ -25,8 +26,8 @@ def items() -> None:
 
 @items.command("init")
 @click.option("--suite", "spec", required=True, metavar="SPEC",
-              help="a built-in suite (quest100, cvalues-responsibility), NAME=PATH, or a JSONL/CSV/Parquet "
-                   "file with an id and a prompt column")
+              help="a built-in suite (quest100, cvalues-responsibility), NAME=PATH, or a table file "
+                   f"({SUPPORTED}) with an id and a prompt column")
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
               help="folder holding the built-in suites' files")
 @click.option("--taxonomy", default=None,
