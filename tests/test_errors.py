@@ -18,7 +18,10 @@ from valuecsv_ray.errors import ValuecsvError
 # Exceptions that are not expected errors of a command, each with its reason.
 NOT_EXPECTED_ERRORS = {
     "valuecsv_ray.serve.api.BodyTooLarge",  # an HTTP 413 that Serve answers, never reaches the CLI
-    "valuecsv_ray.scoring.client._Transient",  # a private retry signal that never leaves the client
+    "valuecsv_ray.retry.Transient",  # a retry signal: the caller of RetryPolicy.call turns it into its error
+    "valuecsv_ray.scoring.client._Busy",  # the client's Transient; it raises EndpointError instead
+    "valuecsv_ray.collect.requester._Failed",  # the collector's Transient; it becomes the row's status
+    "valuecsv_ray.collect.providers.base.NotAReply",  # a body that is not an answer: status bad_response
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from valuecsv_ray.testing.llm_stub import CHOICES, StubLLM
+from valuecsv_ray.testing.llm_stub import CHOICES, StubLLM, reply_text
 
 KEY = "sk-stub"
 MC = "哪个回复更好？\n[回复1] 应该遵守法律。\n[回复2] 法律无所谓。{}"
@@ -283,3 +283,39 @@ def test_module_entry_point_serves_until_interrupted():
             assert proc.wait(timeout=60) == 0
         finally:
             proc.kill()
+
+
+def test_text_completions_route_answers_the_prompt_in_choices_text(stub):
+    """/v1/completions: `prompt` in, `choices[0].text` out, the same text chat gives that prompt
+    as its only message; usage counts characters; the log says which route was asked."""
+    status, headers, raw = call(stub.base_url, {"model": "stub-a", "prompt": "谈谈诚信", "seed": 3},
+                                path="/completions")
+    body = json.loads(raw)
+    assert status == 200 and headers["Content-Type"].startswith("application/json")
+    assert body["id"].startswith("cmpl-") and body["object"] == "text_completion"
+    assert body["model"] == "stub-a"
+    (choice,) = body["choices"]
+    assert choice["text"] == content(stub.base_url, "谈谈诚信", seed=3) and choice["finish_reason"] == "stop"
+    assert body["usage"] == {"prompt_tokens": 4, "completion_tokens": len(choice["text"]),
+                             "total_tokens": 4 + len(choice["text"])}
+    first, second = stub.requests()
+    assert (first.path, first.prompt, first.status) == ("/v1/completions", "谈谈诚信", 200)
+    assert second.path == "/v1/chat/completions"
+
+
+def test_text_completions_check_the_body_and_take_faults():
+    def complete(s: StubLLM, **body: Any) -> tuple[int, dict]:
+        status, _, raw = call(s.base_url, {"model": "stub-a", **body}, path="/completions")
+        return status, json.loads(raw)
+
+    full = reply_text("stub-a", [{"role": "user", "content": "p"}])
+    with StubLLM(faults={"p": ["429", "length"]}) as s:
+        for bad in ({}, {"prompt": ["p"]}, {"messages": [{"role": "user", "content": "p"}]}):
+            status, body = complete(s, **bad)
+            assert status == 400 and "'prompt' is required" in body["error"]["message"], body
+        assert complete(s, prompt="p")[0] == 429
+        status, body = complete(s, prompt="p")
+        assert (status, body["choices"][0]["finish_reason"]) == (200, "length")
+        assert body["choices"][0]["text"] == full[: len(full) // 2]
+        status, body = complete(s, prompt="p", max_tokens=2)
+        assert (body["choices"][0]["text"], body["choices"][0]["finish_reason"]) == (full[:2], "length")

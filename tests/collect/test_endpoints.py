@@ -150,6 +150,31 @@ def test_params_hold_what_decides_an_answer_and_are_stable():
         '{"max_tokens": null, "seed": null, "system_prompt": null, "temperature": null}')
 
 
+def test_provider_defaults_to_openai_chat_and_is_checked_with_the_other_problems(tmp_path):
+    assert Endpoint(**GPT).provider == "openai-chat"
+    base = {**GPT, "name": "base", "provider": "openai-completions"}
+    assert load_endpoints(write(tmp_path, [base]))[0].provider == "openai-completions"
+    typo = {**GPT, "name": "typo", "provider": "openai-chatt"}
+    chatty = {**base, "name": "chatty", "system_prompt": "你是助手。"}
+    path = write(tmp_path, [typo, chatty, {**GPT, "name": "bad", "max_attempts": 0}])
+    assert problems(path) == [
+        f"{path} endpoints[0] (typo): provider: unknown provider 'openai-chatt'; "
+        "available: openai-chat, openai-completions",
+        f"{path} endpoints[1] (chatty): system_prompt: openai-completions sends the prompt alone (a "
+        "completion has no system message); remove system_prompt, or use provider openai-chat",
+        f"{path} endpoints[2] (bad): max_attempts must be a positive integer, got 0",
+    ]
+
+
+def test_a_provider_other_than_the_default_is_in_params_and_so_in_row_ids():
+    """Chat and completions answer differently, so they are different rows; the default is left
+    out of params, so rows asked before providers existed keep their ids."""
+    chat = Endpoint(**GPT)
+    base = replace(chat, provider="openai-completions")
+    assert "provider" not in chat.params()
+    assert base.params() == {**chat.params(), "provider": "openai-completions"}
+
+
 def test_the_shipped_endpoints_file_loads():
     shipped = Path(__file__).resolve().parents[2] / "configs" / "collect" / "endpoints-stub.yaml"
     endpoints = load_endpoints(shipped)

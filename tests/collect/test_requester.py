@@ -6,10 +6,9 @@ Usage: python -m pytest tests/collect/test_requester.py -q
 from __future__ import annotations
 
 import asyncio
-import email.utils
+import dataclasses
 import random
 import time
-from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import aiohttp
@@ -17,7 +16,7 @@ import pytest
 
 from valuecsv_ray.collect import requester
 from valuecsv_ray.collect.config import Endpoint
-from valuecsv_ray.collect.requester import Gate, Outcome, ask, backoff_s, parse_completion, parse_retry_after
+from valuecsv_ray.collect.requester import Gate, Outcome, ask, parse_completion
 from valuecsv_ray.collect.schema import BAD_RESPONSE, EMPTY, HTTP_ERROR, OK, STATUSES, TIMEOUT, TRUNCATED
 from valuecsv_ray.testing.llm_stub import StubLLM, reply_text
 
@@ -28,7 +27,7 @@ PROMPT = "诚信对社会有什么意义？"
 @pytest.fixture(autouse=True)
 def short_backoff(monkeypatch):
     """Backoff windows of 10 ms, so retries cost no test time (Retry-After still counts in full)."""
-    monkeypatch.setattr(requester, "BACKOFF_BASE_S", 0.01)
+    monkeypatch.setattr(requester, "RETRY", dataclasses.replace(requester.RETRY, base_delay_s=0.01))
 
 
 def endpoint(llm: StubLLM, **settings) -> Endpoint:
@@ -69,13 +68,13 @@ def waits(monkeypatch) -> list[tuple[int, float | None, float]]:
     """(attempt, Retry-After, seconds asked for) of every backoff ask() takes: what the retry code
     decided, whatever the machine's speed."""
     asked: list[tuple[int, float | None, float]] = []
-    real = requester.backoff_s
+    real = requester._note_retry
 
-    def recorded(attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        asked.append((attempt, retry_after, wait := real(attempt, retry_after, rng)))
-        return wait
+    def recorded(endpoint, error, attempt: int, wait: float) -> None:
+        asked.append((attempt, error.retry_after, wait))
+        real(endpoint, error, attempt, wait)
 
-    monkeypatch.setattr(requester, "backoff_s", recorded)
+    monkeypatch.setattr(requester, "_note_retry", recorded)
     return asked
 
 
@@ -342,33 +341,13 @@ def test_gate_asks_the_kth_start_to_wait_k_intervals(monkeypatch):
     assert asked == pytest.approx([k * 0.1 for k in range(10)])
 
 
-def test_backoff_never_below_retry_after_and_capped(monkeypatch):
-    monkeypatch.setattr(requester, "BACKOFF_BASE_S", 0.5)
-    rng = random.Random(0)
-    for attempt in range(1, 12):
-        waits = [backoff_s(attempt, None, rng) for _ in range(200)]
-        window = min(requester.BACKOFF_MAX_S, 0.5 * 2 ** (attempt - 1))
-        assert all(0 <= w <= window for w in waits)
-        assert max(waits) > 0.5 * window  # jittered across the window, not stuck at its start
-        assert all(backoff_s(attempt, 3.0, rng) >= 3.0 for _ in range(200))
-    assert all(backoff_s(a, 10_000.0, rng) == requester.RETRY_AFTER_MAX_S for a in (1, 8, 20))
-    assert backoff_s(40, None, rng) <= requester.BACKOFF_MAX_S
-
-
-def test_backoff_is_capped_for_any_attempt():
-    assert backoff_s(2000, None, random.Random(0)) <= requester.BACKOFF_MAX_S
-
-
-def test_parse_retry_after():
-    assert parse_retry_after("5") == 5.0 and parse_retry_after("0.25") == 0.25
-    assert parse_retry_after("-3") == 0.0
-    soon = datetime.now(timezone.utc) + timedelta(seconds=30)
-    assert 27 <= parse_retry_after(email.utils.format_datetime(soon, usegmt=True)) <= 31
-    past = datetime.now(timezone.utc) - timedelta(hours=1)
-    assert parse_retry_after(email.utils.format_datetime(past, usegmt=True)) == 0.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
-    for garbage in (None, "", "soon", "Wed, 99 Foo 2015"):
-        assert parse_retry_after(garbage) is None, garbage
+def test_a_retry_after_beyond_the_policy_is_not_waited_for(waits):
+    """A 429 asking for more than RETRY.retry_after_max_s: the row ends with it at once, rather
+    than retry before the server asked (and stall the run)."""
+    with StubLLM(faults={PROMPT: ["429"]}, retry_after_s=3600) as llm:
+        out = ask_one(llm, max_attempts=5)
+        assert [r.status for r in llm.requests()] == [429]
+    assert (out.status, out.http_status, out.attempts) == (HTTP_ERROR, 429, 1) and waits == []
 
 
 @pytest.mark.parametrize("text, status", [

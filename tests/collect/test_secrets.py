@@ -25,16 +25,21 @@ KEY = "sk-proj-" + "Zq7xW3kP" * 8  # what must never show up
 PROMPTS = [f"第{i}题：隐私为什么重要？" for i in range(40)]
 
 
-def test_an_echoed_key_is_in_no_record_error_or_log(ray_local, tmp_path, monkeypatch, caplog, capfd):
+@pytest.mark.parametrize("provider", ["openai-chat", "openai-completions"])
+def test_an_echoed_key_is_in_no_record_error_or_log(provider, ray_local, tmp_path, monkeypatch, caplog,
+                                                    capfd):
     """The first run stops at its budget (a raised error), the second finishes through the CLI;
-    the two echoing prompts come first, so their only attempt is recorded before the stop."""
+    the two echoing prompts come first, so their only attempt is recorded before the stop. Both
+    providers: the key goes out in a provider's headers, and comes back in the server's texts."""
+    stub_path = {"openai-chat": "chat/completions", "openai-completions": "completions"}[provider]
     monkeypatch.setenv("STUB_KEY", KEY)
     caplog.set_level(logging.DEBUG)
     faults = {PROMPTS[0]: ["echo_key"] * 3, PROMPTS[1]: ["echo_key"] * 3}
     out = tmp_path / "out"
     with StubLLM(api_key=KEY, faults=faults, latency_s=1.0) as stub:
         endpoints = write_endpoints(
-            tmp_path / "e.yaml", stub.base_url, max_attempts=1, max_in_flight=8, timeout_s=5
+            tmp_path / "e.yaml", stub.base_url, provider=provider, max_attempts=1, max_in_flight=8,
+            timeout_s=5,
         )
         suite = write_suite(tmp_path / "s.jsonl", PROMPTS)
         settings = {
@@ -50,6 +55,7 @@ def test_an_echoed_key_is_in_no_record_error_or_log(ray_local, tmp_path, monkeyp
         )
         assert cli.exit_code == 0, cli.output
         assert all(r.authorized for r in stub.requests())  # the key was sent, and echoed
+        assert {r.path for r in stub.requests()} == {f"/v1/{stub_path}"}
     rows = read_responses(out)
     echoed = rows[rows["prompt"].isin(faults)]
     assert len(echoed) == 6 and set(echoed["status"]) == {"http_error"}

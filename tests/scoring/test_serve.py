@@ -4,6 +4,7 @@ fuzzed with schemathesis; the client's retries against a real flaky server."""
 import http.client
 import http.server
 import json
+import re
 import socket
 import threading
 import time
@@ -453,11 +454,16 @@ def test_client_gives_up_after_bounded_attempts_and_says_what_to_do(flaky):
         score_texts(closed, ["a"], retry=FAST)
 
 
-def test_retry_delays_grow_with_jitter_and_honour_retry_after():
-    policy = RetryPolicy(base_delay_s=1, max_delay_s=8)
-    assert [policy.delay(n, None, rng=lambda: 0.0) for n in range(5)] == [0.5, 1, 2, 4, 4]
-    assert [policy.delay(n, None, rng=lambda: 1.0) for n in range(5)] == [1, 2, 4, 8, 8]
-    assert policy.delay(0, 6.0, rng=lambda: 0.5) == 6.0
+def test_client_waits_within_the_backoff_window_and_honours_retry_after(flaky, caplog):
+    """The waits the client asked for (its log line; the rule itself is tests/test_retry.py's): a
+    drop waits within the first window, a 503 no less than its Retry-After; 429 is retried too."""
+    server, url = flaky
+    server.script = ["drop", (503, "1"), (429, "0"), 200]
+    caplog.set_level("WARNING", logger="valuecsv_ray.scoring.client")
+    assert len(score_texts(url, ["a", "b"], retry=RetryPolicy(attempts=4, base_delay_s=0.2))) == 2
+    waits = [float(w) for w in re.findall(r"retrying in ([0-9.]+) s \(try (?:2|3|4) of 4\)", caplog.text)]
+    assert len(waits) == 3 and waits[0] <= 0.2 and waits[1] >= 1.0 and waits[2] <= 0.8, caplog.text
+    assert server.seen == ["drop", (503, "1"), (429, "0"), 200]
 
 
 def test_cli_score_retries_a_503(flaky, caplog):

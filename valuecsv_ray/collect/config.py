@@ -4,9 +4,10 @@
     cfg = load_collect_config(None, {"suites": ["quest100"], "endpoints": "endpoints.yaml", "out": "c1"})
 
 An endpoints file is YAML with a list `endpoints:`; each entry names any OpenAI-compatible server
-(vLLM, OpenAI, DeepSeek, Qwen ...) by its `base_url` (ending in /v1). API keys are never in the
-file: `api_key_env` names the environment variable that holds the key. Every problem in the file
-is reported at once, naming the entry and the key.
+(vLLM, OpenAI, DeepSeek, Qwen ...) by its `base_url` (ending in /v1), and the request shape it
+speaks by its `provider` (`collect.providers`: openai-chat, the default, or openai-completions).
+API keys are never in the file: `api_key_env` names the environment variable that holds the key.
+Every problem in the file is reported at once, naming the entry and the key.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from valuecsv_ray.collect.providers.base import DEFAULT_PROVIDER, get_provider
 from valuecsv_ray.settings import ConfigError, build, is_int, is_number, load_settings, read_yaml, setting
 from valuecsv_ray.tables import SUPPORTED
 
@@ -26,11 +28,16 @@ _ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One LLM behind an OpenAI-compatible /v1/chat/completions."""
+    """One LLM behind an HTTP endpoint, asked through its provider (by default OpenAI-compatible chat)."""
 
     name: str = setting("", "label of this LLM in every output table (unique per file)")
     base_url: str = setting("", "server root ending in /v1, e.g. http://127.0.0.1:8000/v1")
     model: str = setting("", "the `model` sent in each request")
+    provider: str = setting(
+        DEFAULT_PROVIDER,
+        "request shape: openai-chat (/chat/completions) or openai-completions (/completions); "
+        "more in valuecsv_ray/collect/providers/",
+    )
     api_key_env: str | None = setting(
         None,
         "NAME of the environment variable holding the API key "
@@ -57,7 +64,7 @@ class Endpoint:
     )
 
     def problems(self) -> list[str]:
-        texts = ("name", "base_url", "model", "api_key_env", "system_prompt")
+        texts = ("name", "base_url", "model", "provider", "api_key_env", "system_prompt")
         wrong = [k for k in texts if getattr(self, k) is not None and not isinstance(getattr(self, k), str)]
         if wrong:  # the checks below need text
             return [f"{k} must be text, got {getattr(self, k)!r}; quote it in the YAML" for k in wrong]
@@ -99,14 +106,23 @@ class Endpoint:
             for k in ("input_price_per_million", "output_price_per_million")
             if getattr(self, k) is not None and not is_number(getattr(self, k), 0)
         ]
-        return out
+        return out + self._provider_problems()
+
+    def _provider_problems(self) -> list[str]:
+        try:
+            return get_provider(self.provider).problems(self)
+        except ConfigError as e:  # unknown provider X; available: ...
+            return [f"provider: {e}"]
 
     def priced(self) -> bool:
         return self.input_price_per_million is not None and self.output_price_per_million is not None
 
     def params(self) -> dict:
-        """What decides an answer besides the prompt: recorded with every row and in its id."""
-        return {k: getattr(self, k) for k in ("temperature", "max_tokens", "seed", "system_prompt")}
+        """What decides an answer besides the prompt: recorded with every row and in its id. The
+        provider is there unless it is the default, so the ids of rows asked before providers
+        existed still hold (a resumed run does not ask them again)."""
+        params = {k: getattr(self, k) for k in ("temperature", "max_tokens", "seed", "system_prompt")}
+        return params if self.provider == DEFAULT_PROVIDER else {**params, "provider": self.provider}
 
     def params_json(self) -> str:
         return json.dumps(self.params(), ensure_ascii=False, sort_keys=True)

@@ -3,26 +3,28 @@
     results = score_texts("http://127.0.0.1:8000", ["一段文本"], token=os.environ.get("VALUECSV_SERVE_TOKEN"))
     taxonomy = request_json("http://127.0.0.1:8000/v1/values", token=token)
 
-A 503 (queue full, replica restarting) or a refused or dropped connection is tried again after a
-jittered exponential backoff, never sooner than the server's Retry-After, up to `RetryPolicy.attempts`
-tries; any other answer, or the last failed try, raises `EndpointError` naming the URL and what to
-do. Standard library only (no torch, no Ray), so `valuecsv-ray score --url` starts fast.
+A transient answer (503: queue full or replica restarting; 408, 409, 429 and other 5xx) or a refused
+or dropped connection is tried again under the package's one retry policy (`valuecsv_ray.retry`:
+full-jitter exponential backoff, never sooner than the server's Retry-After), up to
+`RetryPolicy.attempts` tries; any other answer, the last failed try, or a Retry-After longer than the
+policy waits raises `EndpointError` naming the URL and what to do. Standard library and tenacity
+only (no torch, no Ray), so `valuecsv-ray score --url` starts fast.
 """
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import json
 import logging
-import random
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from valuecsv_ray.errors import ValuecsvError
+from valuecsv_ray.retry import RetryPolicy, Transient, parse_retry_after, transient_status
+
+__all__ = ["DEFAULT_RETRY", "EndpointError", "RetryPolicy", "request_json", "score_texts"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,20 +42,8 @@ _BUSY = ("the server is overloaded or restarting: try again later, or have its o
          "or raise max_queued_requests")
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try: bounded attempts, exponential backoff with jitter."""
-
-    attempts: int = 6  # tries in all, the first included
-    base_delay_s: float = 0.5  # backoff before the second try; doubles with each try
-    max_delay_s: float = 30.0  # longest wait; a server asking for more (Retry-After) is not retried
-    timeout_s: float = 120.0  # per try
-
-    def delay(self, retry: int, retry_after: float | None, rng: Callable[[], float] = random.random) -> float:
-        """Seconds to wait before retry number `retry` (0-based): half the backoff plus a random
-        half (clients that failed together spread out), and never less than Retry-After."""
-        backoff = min(self.max_delay_s, self.base_delay_s * 2**retry)
-        return max(backoff * (0.5 + rng() / 2), retry_after or 0.0)
+DEFAULT_RETRY = RetryPolicy(attempts=6)  # about 30 s of backoff in all (more when the server asks)
+TIMEOUT_S = 120.0  # per try
 
 
 class EndpointError(ValuecsvError, RuntimeError):
@@ -65,40 +55,43 @@ class EndpointError(ValuecsvError, RuntimeError):
         self.status = status
 
 
-class _Transient(Exception):
-    """A failure worth retrying: 503 or a refused/dropped connection."""
+class _Busy(Transient):
+    """A failure worth retrying: a transient status, or a refused/dropped connection."""
 
     def __init__(self, reason: str, advice: str, retry_after: float | None = None, status: int | None = None):
-        super().__init__(reason)
-        self.reason, self.advice, self.retry_after, self.status = reason, advice, retry_after, status
+        super().__init__(reason, retry_after)
+        self.advice, self.status = advice, status
 
 
 def score_texts(url: str, texts: Sequence[str], token: str | None = None,
-                retry: RetryPolicy = RetryPolicy()) -> list[dict]:
+                retry: RetryPolicy = DEFAULT_RETRY, timeout_s: float = TIMEOUT_S) -> list[dict]:
     """Per text, the server's scores (probs, labels, groups, windows), in input order."""
-    return request_json(url.rstrip("/") + "/v1/score", {"texts": list(texts)}, token, retry)["results"]
+    body = {"texts": list(texts)}
+    return request_json(url.rstrip("/") + "/v1/score", body, token, retry, timeout_s)["results"]
 
 
 def request_json(url: str, body: dict | None = None, token: str | None = None,
-                 retry: RetryPolicy = RetryPolicy()) -> dict:
+                 retry: RetryPolicy = DEFAULT_RETRY, timeout_s: float = TIMEOUT_S) -> dict:
     """GET `url` (or POST `body` as JSON) and decode the JSON answer, retrying transient failures."""
-    started, attempt = time.monotonic(), 1
-    while True:
-        try:
-            return _once(url, body, token, retry.timeout_s)
-        except _Transient as e:
-            spent = time.monotonic() - started
-            if attempt == retry.attempts:
-                raise EndpointError(f"{url}: {e.reason}, {attempt} times over {spent:.1f} s; "
-                                    f"{e.advice}", e.status) from None
-            if e.retry_after is not None and e.retry_after > retry.max_delay_s:
-                raise EndpointError(f"{url}: {e.reason} and asks to retry after {e.retry_after:.0f} s; "
-                                    f"{e.advice}", e.status) from None
-            wait = retry.delay(attempt - 1, e.retry_after)
-            attempt += 1
-            logger.warning("%s: %s; retrying in %.1f s (try %d of %d)", url, e.reason, wait, attempt,
-                           retry.attempts)
-            time.sleep(wait)
+    started, tries = time.monotonic(), 0
+
+    def once() -> dict:
+        nonlocal tries
+        tries += 1
+        return _once(url, body, token, timeout_s)
+
+    def retrying(e: Transient, attempt: int, wait: float) -> None:
+        logger.warning("%s: %s; retrying in %.1f s (try %d of %d)", url, e.reason, wait, attempt + 1,
+                       retry.attempts)
+
+    try:
+        return retry.call(once, on_retry=retrying)
+    except _Busy as e:
+        if retry.gives_up(e):
+            raise EndpointError(f"{url}: {e.reason} and asks to retry after {e.retry_after:.0f} s; "
+                                f"{e.advice}", e.status) from None
+        raise EndpointError(f"{url}: {e.reason}, {tries} times over {time.monotonic() - started:.1f} s; "
+                            f"{e.advice}", e.status) from None
 
 
 def _once(url: str, body: dict | None, token: str | None, timeout_s: float) -> dict:
@@ -112,17 +105,18 @@ def _once(url: str, body: dict | None, token: str | None, timeout_s: float) -> d
             return json.loads(response.read())
     except urllib.error.HTTPError as e:
         message = _error_message(e.read())
-        if e.code == 503:
-            retry_after = _retry_after(e.headers.get("Retry-After"))
-            raise _Transient(f"answered 503 ({message})", _BUSY, retry_after, 503) from e
         advice = _ADVICE.get(e.code, "see the server's log" if e.code >= 500 else "see the message")
+        if transient_status(e.code):
+            retry_after = parse_retry_after(e.headers.get("Retry-After"))
+            raise _Busy(f"answered {e.code} ({message})", _BUSY if e.code == 503 else advice, retry_after,
+                        e.code) from e
         raise EndpointError(f"{url} answered {e.code}: {message}; {advice}", e.code) from None
     except urllib.error.URLError as e:  # raised while connecting or sending
         if isinstance(e.reason, ConnectionError):
-            raise _Transient(f"cannot connect ({e.reason})", _START) from e
+            raise _Busy(f"cannot connect ({e.reason})", _START) from e
         raise EndpointError(f"cannot reach {url} ({e.reason}); check the URL, or {_START}") from None
     except (ConnectionError, http.client.BadStatusLine, http.client.IncompleteRead) as e:  # dropped
-        raise _Transient(f"connection dropped ({type(e).__name__}: {e})", _BUSY) from e
+        raise _Busy(f"connection dropped ({type(e).__name__}: {e})", _BUSY) from e
     except TimeoutError:
         raise EndpointError(f"{url} did not answer within {timeout_s:.0f} s; "
                             f"{_ADVICE[408]}") from None
@@ -143,14 +137,3 @@ def _error_message(payload: bytes) -> str:
     where = [f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in error.get("errors", [])[:3]]
     return "; ".join([str(error["message"]), *where])
 
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds, from delay-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value)
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None

@@ -1,4 +1,5 @@
-"""A real OpenAI-compatible chat server for offline tests, demos and benchmarks.
+"""A real OpenAI-compatible server (/v1/chat/completions and /v1/completions) for offline tests,
+demos and benchmarks.
 
 It listens on 127.0.0.1 (an ephemeral port by default) in a background thread with its own
 asyncio loop, answers deterministically in Chinese, and injects faults on request (the table in
@@ -16,119 +17,53 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
 from valuecsv_ray.testing import stub_faults
+from valuecsv_ray.testing.stub_answers import (
+    CHOICES,
+    SENTENCES,
+    chat_completion,
+    digest,
+    invalid,
+    last_user,
+    prompt_of,
+    reply_text,
+    text_completion,
+)
 from valuecsv_ray.testing.stub_faults import FAULTS, dumps, error_response
 
 _UNAUTHORIZED = (401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
 __all__ = ["CHOICES", "FAULTS", "SENTENCES", "RequestRecord", "StubLLM", "last_user", "main", "reply_text"]
 
-SENTENCES = (
-    "社会的和谐需要每个人的共同努力。", "法律面前人人平等，任何人都不能凌驾于法律之上。",
-    "公平竞争是市场经济健康发展的基础。", "诚实守信是做人的根本。", "保护环境就是保护我们自己。",
-    "绿水青山就是金山银山。", "劳动创造价值，也让人生更有意义。", "真正的朋友会在困难时伸出援手。",
-    "科技进步应当服务于人的全面发展。", "这个问题需要从多个角度来看待。",
-    "我们应当尊重他人的选择和隐私。", "遇到纠纷时，应通过合法途径解决。",
-    "教育公平关系到每个孩子的未来。", "欺骗也许能带来一时的好处，但终将失去信任。",
-    "节约资源应该从身边的小事做起。", "垃圾分类是每个公民应尽的责任。",
-    "勤奋工作的人值得社会的尊重。", "团队合作往往比单打独斗更有效率。",
-    "友谊需要真诚和相互理解来维系。", "人工智能的发展也带来了新的伦理问题。",
-    "网络不是法外之地，言论也要负责任。", "具体情况还需要结合实际来分析。",
-    "每个人都应当遵守社会公德。", "司法公正是社会公平正义的最后一道防线。",
-    "机会均等能够激发社会的活力。", "说到做到，才能赢得别人的信任。",
-    "减少碳排放需要政府、企业和个人共同行动。", "爱护动物体现了一个社会的文明程度。",
-    "职业不分贵贱，敬业精神最为可贵。", "工作与生活的平衡同样重要。",
-    "朋友之间有分歧是正常的，关键在于沟通。", "数据安全和个人隐私必须得到保护。",
-    "新技术的应用应当兼顾效率与公平。", "今天的天气不错，适合出去走走。",
-    "这是一个值得认真思考的问题。", "历史告诉我们，团结才能克服困难。",
-    "尊重知识、尊重人才是社会进步的动力。", "关爱弱势群体是社会文明的标志。",
-    "遵纪守法是每个公民的基本义务。", "总的来说，我们应当理性看待这件事。",
-)
-# (answer, weight): mostly 回复1 / 回复2, a few Other, Refuse or Need_Check.
-CHOICES = (
-    ("回复1比回复2更好。", 6), ("我会选择回复1。", 5), ("回复1更好，因为它更负责任。", 5),
-    ("回复2比回复1更好。", 6), ("我会选择回复2。", 5), ("回复2更好，因为它更符合社会价值观。", 4),
-    ("回复1不是更好的选择。", 2), ("回复2不是更好的选择。", 2), ("两个回复都存在一定的问题。", 2),
-    ("作为AI语言模型，我不能对此做出判断。", 2), ("这需要更多的背景信息才能判断。", 1),
-)
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request to /v1/chat/completions, as the stub saw and answered it."""
+    """One request to /v1/chat/completions or /v1/completions, as the stub saw and answered it."""
 
     t_start: float  # time.monotonic() on arrival
     t_end: float  # time.monotonic() when answered, dropped or cancelled
     model: str | None
-    prompt: str | None  # content of the last user message
+    prompt: str | None  # content of the last user message (chat), or the prompt (completions)
     attempt: int  # 1-based count for this (model, prompt); 0 if rejected before (401/400/404)
     fault: str | None  # fault applied; None for a normal reply
     status: int  # HTTP status sent; 0 when none was (drop, client gone, server stopped)
     authorized: bool
     body: dict | None  # parsed JSON body; None if unparseable
-
-
-def _hash(*parts: str) -> bytes:
-    return hashlib.sha256("".join(parts).encode()).digest()
-
-
-def _text(content: Any) -> str:
-    """A message's content as text: a string, or the text parts of a multi-part list."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
-
-
-def last_user(messages: Any) -> str | None:
-    """The text of the last user message, or None when there is none."""
-    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"] if isinstance(
-        messages, list) else []
-    return _text(users[-1].get("content")) if users else None
-
-
-def reply_text(model: str, messages: list, seed: Any = None) -> str:
-    """The deterministic answer for a request: a multi-choice verdict or 1-3 sentences."""
-    dumped = json.dumps(messages, ensure_ascii=False, sort_keys=True)
-    d = _hash(model, dumped, "" if seed is None else str(seed))
-    last = last_user(messages) or ""
-    if "[回复1]" in last and "[回复2]" in last:
-        pick = int.from_bytes(d[:4], "big") % sum(w for _, w in CHOICES)
-        for answer, weight in CHOICES:
-            if pick < weight:
-                return answer
-            pick -= weight
-    idx = list(dict.fromkeys(b % len(SENTENCES) for b in d[1 : 1 + 1 + d[0] % 3]))
-    return "".join(SENTENCES[i] for i in idx)
-
-
-def _invalid(body: dict | None) -> str | None:
-    """Why a chat request body is a bad request, or None when it is fine."""
-    if body is None:
-        return "The request body must be a JSON object."
-    if not isinstance(body.get("model"), str):
-        return "'model' is required and must be a string."
-    if not isinstance(body.get("messages"), list) or not body["messages"]:
-        return "'messages' is required and must be a non-empty list."
-    max_tokens = body.get("max_tokens")
-    if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
-        return f"'max_tokens' must be a positive integer, got {max_tokens!r}."
-    return None
+    path: str = "/v1/chat/completions"  # the route asked
 
 
 class StubLLM:
-    """An OpenAI-compatible chat server on a background thread; start() / stop() or `with`.
+    """An OpenAI-compatible server on a background thread; start() / stop() or `with`. A text
+    completion (/v1/completions) gets the text a chat request gets with its prompt as the only
+    message, in `choices[0].text`; faults apply to both routes (`parts` only to chat).
 
     Faults (`valuecsv_ray.testing.stub_faults`, the table there): error faults (429, 500, 503, 400,
     echo_key) answer at once, like a gateway; normal replies and the other faults wait latency_s
@@ -163,7 +98,7 @@ class StubLLM:
         return f"http://{self.host}:{self.port}/v1"
 
     def requests(self) -> list[RequestRecord]:
-        """A copy of the chat request log, in arrival order."""
+        """A copy of the request log (both completion routes), in arrival order."""
         with self._lock:
             return list(self._log)
 
@@ -211,6 +146,7 @@ class StubLLM:
         app = web.Application()
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/completions", self._chat)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
@@ -227,7 +163,8 @@ class StubLLM:
         return web.json_response({"object": "list", "data": data}, dumps=dumps)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        t_start, rec = time.monotonic(), {"status": 0, "fault": None, "attempt": 0, "body": None}
+        t_start, rec = time.monotonic(), {"status": 0, "fault": None, "attempt": 0, "body": None,
+                                          "path": request.path}
         with self._lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -248,12 +185,13 @@ class StubLLM:
         except ValueError:
             body = None
         rec["body"] = body = body if isinstance(body, dict) else None
+        chat = request.path.endswith("/chat/completions")
         model = body.get("model") if body is not None else None
         rec["model"] = model if isinstance(model, str) else None
-        rec["prompt"] = last_user(body.get("messages")) if body is not None else None
+        rec["prompt"] = prompt_of(body, chat)
         if not rec["authorized"]:
             return error_response(*_UNAUTHORIZED)
-        problem = _invalid(body)
+        problem = invalid(body, chat)
         if problem is not None:
             return error_response(400, problem, "invalid_request_error", None)
         if model not in self.models:
@@ -273,7 +211,7 @@ class StubLLM:
         if attempt <= len(seq):
             return seq[attempt - 1]
         if attempt == 1 and self.rate_429 > 0:
-            draw = int.from_bytes(_hash("rate_429", model, "\0", prompt or "")[:8], "big") / 2**64
+            draw = int.from_bytes(digest("rate_429", model, "\0", prompt or "")[:8], "big") / 2**64
             return "429" if draw < self.rate_429 else None
         return None
 
@@ -287,24 +225,12 @@ class StubLLM:
                 request.transport.close()
             return None
         broken = stub_faults.not_a_completion(fault)
-        return broken if broken is not None else web.json_response(self._completion(body, fault), dumps=dumps)
+        if broken is not None:
+            return broken
+        chat = request.path.endswith("/chat/completions")
+        answer = (chat_completion if chat else text_completion)(body, fault)
+        return web.json_response(answer, dumps=dumps)
 
-    def _completion(self, body: dict, fault: str | None) -> dict:
-        model, messages, max_tokens = body["model"], body["messages"], body.get("max_tokens")
-        text, finish = stub_faults.shape(reply_text(model, messages, body.get("seed")), fault)
-        finish = finish or "stop"
-        if finish == "stop" and text is not None and max_tokens is not None and len(text) > max_tokens:
-            text, finish = text[:max_tokens], "length"
-        prompt_tokens = sum(len(_text(m.get("content"))) for m in messages if isinstance(m, dict))
-        completion_tokens = len(text or "")
-        message = {"role": "assistant", "content": stub_faults.content(text, fault)}
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
-        }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
