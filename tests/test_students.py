@@ -128,3 +128,19 @@ def test_score_cli_with_the_student(teacher):
     refused = runner.invoke(main, ["score", "--registry", str(teacher), "--evaluators", "student",
                                    "--student", "poor", TEXTS[0]])
     assert refused.exit_code == 1 and "below the floor 0.95" in refused.output
+
+
+def test_serve_app_refuses_a_student_below_the_floor_before_any_replica(teacher):
+    from valuecsv_ray.serve import app_builder
+
+    with pytest.raises(StudentRefused, match="below the floor"):
+        app_builder({"registry": str(teacher), "evaluators": "student", "student": "poor"})
+    assert app_builder({"registry": str(teacher), "evaluators": "student", "student": "good"}) is not None
+
+
+def test_registry_show_prints_a_students_agreement(teacher):
+    shown = CliRunner().invoke(main, ["registry", "show", str(teacher / STUDENTS / "poor")])
+    assert shown.exit_code == 0, shown.output
+    assert "against that ensemble" in shown.output and "min 0.800" in shown.output
+    plain = CliRunner().invoke(main, ["registry", "show", str(teacher)])
+    assert plain.exit_code == 0 and "against that ensemble" not in plain.output

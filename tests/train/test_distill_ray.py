@@ -104,3 +104,23 @@ def test_audit_with_evaluators_student(distilled, tmp_path):
     assert result.summary["rows_scored"] == 80
     table = pq.read_table(tmp_path / "audit" / "scores")
     assert set(table["registry_id"].to_pylist()) == {reg.load_registry(student).registry_id}
+
+
+def test_bench_reproduces_the_recorded_agreement_on_the_gold_test_texts(distilled):
+    import importlib.util
+
+    teacher, _, student, _ = distilled
+    path = Path(__file__).resolve().parents[2] / "bench" / "student_vs_ensemble.py"
+    spec = importlib.util.spec_from_file_location("student_vs_ensemble", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.measure(teacher, [student], repeats=1)
+    rows = result["registries"][str(student)]["rows"]
+    recorded = reg.load_registry(student).manifest["evaluators"]
+    assert result["texts"] == recorded["freedom"]["agreement"]["gold_test"]["n_texts"]
+    for row in rows:  # the engine on the same texts, as training measured them
+        ev = recorded[row["value"]]
+        assert row["agreement"] == pytest.approx(ev["agreement"]["gold_test"]["decision"])
+        assert row["mean_abs_dp"] == pytest.approx(ev["agreement"]["gold_test"]["mean_abs_dp"], abs=1e-5)
+        assert row["f1"] == pytest.approx(ev["metrics"]["f1"])
+    assert "| macro |" in bench.markdown(result)

@@ -69,7 +69,9 @@ def registry() -> None:
 @click.argument("path", type=click.Path(file_okay=False))
 def registry_show(path: str) -> None:
     """Print per-value test metrics (acc, P, R, F1, AUC, threshold, n_test) and macro means."""
+    from valuecsv_ray.cli.distill import format_student_table
     from valuecsv_ray.registry.manifest import format_metrics_table, load_registry, metrics_table
+    from valuecsv_ray.registry.students import agreements, student_summary
 
     reg = load_registry(path)
     m = reg.manifest
@@ -77,6 +79,10 @@ def registry_show(path: str) -> None:
                f"backbone={m['backbone']}  data sha256={m['data']['sha256'][:12]}  "
                f"split seed={m['split']['seed']} {m['split']['counts']}\n")
     click.echo(format_metrics_table(metrics_table(m)))
+    if agreements(m):  # a student: its agreement with the ensemble it was distilled from
+        click.echo(f"\nstudent of {m['config'].get('teacher_registry_id')}, against that ensemble:")
+        click.echo(format_student_table(m))
+        click.echo(student_summary(m))
 
 
 @registry.command("evaluate")

@@ -35,11 +35,12 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from valuecsv_ray.audit.schema import prob_columns
-from valuecsv_ray.config import DistillConfig, load_audit_config
+from valuecsv_ray.config import TRAIN_RUNTIME_KEYS, DistillConfig, load_audit_config
 from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.parts import row_hashes
 from valuecsv_ray.registry import manifest as reg
 from valuecsv_ray.registry.students import STUDENTS, student_summary
+from valuecsv_ray.settings import runtime_keys
 from valuecsv_ray.storage import read_parquet
 from valuecsv_ray.train.annotated import load_annotated
 from valuecsv_ray.train.distill_worker import PARTS, StudentSpec, train_student
@@ -197,9 +198,11 @@ def _fit(cfg: DistillConfig, path: Path, spec: StudentSpec) -> tuple[Path, dict]
 
 
 def _job_record(cfg: DistillConfig, teacher: reg.Registry, counts: dict) -> dict:
-    config = {**cfg.to_dict(), "mode": "multilabel", "teacher_registry_id": teacher.registry_id,
+    # how the teacher's scoring ran changes no result: left out, so a re-run may change it
+    scoring_only = set(runtime_keys(DistillConfig)) - set(TRAIN_RUNTIME_KEYS)
+    config = {**{k: v for k, v in cfg.to_dict().items() if k not in scoring_only}, "mode": "multilabel",
+              "teacher_registry_id": teacher.registry_id,
               "teacher_backbone": teacher.manifest.get("backbone")}
-    config["registry"] = str(Path(cfg.registry))
     return {
         "config": config, "taxonomy": teacher.taxonomy.to_dict(),
         "data": {"source": f"distilled from {teacher.registry_id}",
