@@ -72,7 +72,7 @@ def load_pairs(path: str | Path, fmt: str = "auto") -> LoadedPairs:
         raise PairsError(f"unknown pairs format {fmt!r}; use auto or one of {', '.join(PAIR_SCHEMAS)}")
     records, unit = read_records(path)
     columns = sorted({key for _, rec in records for key in rec if isinstance(key, str)})
-    fmt = detect_format(path, columns) if fmt == "auto" else _check_columns(path, columns, fmt)
+    fmt = detect_schema(path, columns) if fmt == "auto" else _check_columns(path, columns, fmt)
     pairs: dict[str, dict[str, Any]] = {}
     quarantine: list[dict[str, Any]] = []
     duplicates = 0
@@ -113,8 +113,8 @@ def read_records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], str]:
     return records, fmt.unit
 
 
-def detect_format(path: Path, columns: list[str]) -> str:
-    """The format whose columns the file has (mc before comparison before user)."""
+def detect_schema(path: Path, columns: list[str]) -> str:
+    """The pair schema whose columns the file has (mc before comparison before user)."""
     cols = set(columns)
     if {"label", "meta_info"} <= cols:
         return "mc"
