@@ -23,10 +23,12 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from valuecsv_ray.testing import stub_faults
+from valuecsv_ray.testing.irt_stub import IrtStub
 from valuecsv_ray.testing.stub_answers import (
     CHOICES,
     SENTENCES,
@@ -75,7 +77,7 @@ class StubLLM:
                  models: tuple[str, ...] = ("stub-a", "stub-b", "stub-c"),
                  latency_s: float = 0.0, faults: Mapping[str, Sequence[str]] | None = None,
                  rate_429: float = 0.0, retry_after_s: float = 1.0, slow_s: float = 30.0,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, irt: IrtStub | None = None) -> None:
         bad = {f for seq in (faults or {}).values() for f in seq} - set(FAULTS)
         if bad:
             raise ValueError(f"unknown fault(s) {sorted(bad)} in faults=; known: {', '.join(FAULTS)}")
@@ -85,6 +87,8 @@ class StubLLM:
         self.faults = {p: tuple(seq) for p, seq in (faults or {}).items()}
         self.rate_429, self.retry_after_s, self.slow_s = rate_429, retry_after_s, slow_s
         self.host, self.port = host, port
+        self.irt = irt  # IRT examinees and an item writer (testing.irt_stub); their models are added
+        self.models += tuple(m for m in (irt.names if irt else ()) if m not in self.models)
         self.in_flight = self.max_in_flight = 0
         self._log: list[RequestRecord] = []
         self._attempts: dict[tuple[str, str | None], int] = {}
@@ -228,9 +232,14 @@ class StubLLM:
         if broken is not None:
             return broken
         chat = request.path.endswith("/chat/completions")
-        answer = (chat_completion if chat else text_completion)(body, fault)
+        answer = (chat_completion if chat else text_completion)(body, fault, self._reply)
         return web.json_response(answer, dumps=dumps)
 
+    def _reply(self, model: str, messages: list, seed: Any) -> str:
+        """The answer text: the IRT stub's for its models, else the scripted one."""
+        if self.irt is not None and model in self.irt.names:
+            return self.irt.reply(model, last_user(messages) or "", seed)
+        return reply_text(model, messages, seed)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
