@@ -84,3 +84,16 @@ def test_format_round_prints_counts_and_intervals():
     text = format_round(summary)
     assert text.splitlines()[0].startswith("round 1: 5 items asked (2 chosen from the bank, 15 answers)")
     assert "2 admitted, 2 rejected (1 by checks, 1 by fit)" in text and "95% [+0.11, +0.89]" in text
+
+
+def test_run_refuses_a_generator_that_is_not_an_endpoint(tmp_path):
+    from click.testing import CliRunner
+
+    from valuecsv_ray.cli.adaptive import adaptive
+
+    (tmp_path / "e.yaml").write_text("endpoints:\n  - {name: m1, base_url: 'http://x/v1', model: m1}\n")
+    args = ["run", "--bank", str(tmp_path / "b.parquet"), "--endpoints", str(tmp_path / "e.yaml"),
+            "--generator", "writer", "--registry", str(tmp_path / "r"), "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(adaptive, args)
+    assert result.exit_code == 1 and "generator 'writer' is not an endpoint" in result.output
+    assert "available: m1" in result.output

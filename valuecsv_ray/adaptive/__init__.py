@@ -15,5 +15,11 @@ The room, one module per step:
 - `cat`: the adaptive test: next batch by information at the current estimate, update, stop rules.
 - `checks`: language, length and near-duplicate checks of candidate (generated) items.
 - `simulate`: models and items with known parameters, for recovery tests and bench/adaptive_items.py.
-No Ray, no torch: numpy, scipy, pandas and pyarrow only.
+The loop (`valuecsv-ray adaptive run` / `report`):
+- `outcomes`: items out as a prompt suite, outcomes back from the audit's decisions.
+- `generate`: generator requests at the needed difficulty, candidates checked into the bank, admission.
+- `config`, `loop`: the rounds (collect -> audit -> calibrate -> admit), resumable per round folder.
+- `report`: abilities with intervals, difficulties per round, information curves, static ranking.
+No Ray, no torch at import: numpy, scipy, pandas and pyarrow; `loop` runs collect and audit (Ray)
+when called.
 """
