@@ -27,16 +27,25 @@ import json
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 from valuecsv_ray.settings import ConfigError
-
-if TYPE_CHECKING:
-    from valuecsv_ray.collect.config import Endpoint
 
 DEFAULT_PROVIDER = "openai-chat"
 _PROVIDERS: dict[str, type[Provider]] = {}
 _PARSE_ERRORS = (ValueError, KeyError, IndexError, TypeError, AttributeError)
+
+
+class Endpoint(Protocol):
+    """What a provider reads of an endpoint entry (collect.config.Endpoint, which validates its
+    provider through this package, so the providers do not import it back)."""
+
+    base_url: str
+    model: str
+    system_prompt: str | None
+    temperature: float | None
+    max_tokens: int | None
+    seed: int | None
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,7 @@ list of content parts counts as its text parts joined (reasoning or image parts 
 
 from __future__ import annotations
 
-from valuecsv_ray.collect.config import Endpoint
-from valuecsv_ray.collect.providers.base import Provider, Reply, register_provider, usage_of
+from valuecsv_ray.collect.providers.base import Endpoint, Provider, Reply, register_provider, usage_of
 
 
 @register_provider("openai-chat")

@@ -11,8 +11,7 @@ endpoint with `system_prompt` is refused when the file is read: put the instruct
 
 from __future__ import annotations
 
-from valuecsv_ray.collect.config import Endpoint
-from valuecsv_ray.collect.providers.base import Provider, Reply, register_provider, usage_of
+from valuecsv_ray.collect.providers.base import Endpoint, Provider, Reply, register_provider, usage_of
 
 
 @register_provider("openai-completions")
