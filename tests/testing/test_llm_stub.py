@@ -1,6 +1,6 @@
 """The stub LLM server, spoken to over real HTTP (urllib), as a collector would.
 
-Usage: python -m pytest tests/test_llm_stub.py -q
+Usage: python -m pytest tests/testing/test_llm_stub.py -q
 """
 
 from __future__ import annotations
