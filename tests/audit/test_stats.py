@@ -16,13 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from valuecsv_ray.audit.schema import STATS_SCHEMA, label_columns, prob_columns, score_schema
+from valuecsv_ray.audit.statistics import wilson_interval
 from valuecsv_ray.audit.stats import (
     StatsError,
     compute_stats,
     load_stats,
     read_scores,
     stats_pass,
-    wilson_interval,
     write_stats,
 )
 from valuecsv_ray.taxonomy import load_taxonomy

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from valuecsv_ray.audit.stats import wilson_interval
+from valuecsv_ray.audit.statistics import wilson_interval
 from valuecsv_ray.cvalues.metrics import (
     MetricsError,
     compute_metrics,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from valuecsv_ray.audit.statistics import statistic_fields
 from valuecsv_ray.taxonomy import Taxonomy
 
 UNKNOWN_MODEL = "unknown"  # model name for rows whose input has no model column
@@ -75,15 +76,8 @@ STATS_SCHEMA = pa.schema(
         pa.field("scope", pa.string(), nullable=False),  # "value", "group" or "overall"
         pa.field("key", pa.string(), nullable=False),  # value id, group name (e.g. a level), or "all"
         pa.field("n", pa.int64(), nullable=False),  # rows (texts) in the group
-        pa.field("mean", pa.float64(), nullable=False),  # mean probability
-        pa.field("mean_lo", pa.float64(), nullable=False),  # 95% CI of the mean (normal approx.)
-        pa.field("mean_hi", pa.float64(), nullable=False),
-        pa.field("std", pa.float64(), nullable=False),  # sample std of the probability (ddof=1)
-        pa.field("p10", pa.float64(), nullable=False),  # percentiles of the probability
-        pa.field("p50", pa.float64(), nullable=False),
-        pa.field("p90", pa.float64(), nullable=False),
-        pa.field("pos_rate", pa.float64(), nullable=False),  # share labelled positive
-        pa.field("pos_lo", pa.float64(), nullable=False),  # 95% Wilson interval of pos_rate
-        pa.field("pos_hi", pa.float64(), nullable=False),
+        # then the columns of every statistic of audit.statistics.STATISTICS, each documented there
+        # (mean, mean_lo, mean_hi, std, p10, p50, p90, pos_rate, pos_lo, pos_hi)
+        *statistic_fields(),
     ]
 )

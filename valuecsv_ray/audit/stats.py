@@ -4,8 +4,8 @@
     stats, coverage = stats_pass(Path("out/scores"), Path("out/stats"), registry.taxonomy)
 
 The values and their groups (for the default taxonomy: levels) come from the registry's taxonomy.
-Per group: n texts, mean probability with a 95% normal-approximation CI (mean +- 1.96 std/sqrt(n)),
-sample std, p10/p50/p90, the share of texts labelled positive and its 95% Wilson interval (scipy's).
+Per group: n texts and every statistic of `audit.statistics` (mean probability with its 95% CI,
+sample std, p10/p50/p90, the share labelled positive with its 95% Wilson interval).
 A group's score per text is the mean of its values' probabilities and the text counts positive if
 any of its values' labels is; "overall" does the same over all the taxonomy's values.
 
@@ -18,7 +18,6 @@ No torch, no Ray: plain pandas, pyarrow and numpy.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from valuecsv_ray.audit.schema import STATS_SCHEMA, label_columns, prob_columns
+from valuecsv_ray.audit.statistics import compute
 from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.storage import (
     exists,
@@ -44,7 +44,6 @@ from valuecsv_ray.storage import (
 )
 from valuecsv_ray.taxonomy import Taxonomy, TaxonomyError
 
-Z95 = 1.96  # two-sided 95% normal quantile, for the CI of the mean
 SCOPES: tuple[str, ...] = ("value", "group", "overall")  # STATS_SCHEMA.scope, in row order
 OVERALL_KEY = "all"  # STATS_SCHEMA.key of the "overall" scope
 # write_stats' keys and file names
@@ -56,31 +55,9 @@ class StatsError(ValuecsvError, ValueError):
     """The scores or stats given cannot be summarised or loaded; the message says where and why."""
 
 
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (stays inside [0, 1], sane at 0 and n):
-    scipy.stats.binomtest(successes, n).proportion_ci(method="wilson")."""
-    if n <= 0:
-        raise StatsError(f"Wilson interval needs n > 0, got n={n}")
-    from scipy.stats import binomtest  # here: it takes a second to import, and the leaderboard imports us
-
-    interval = binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(interval.low), float(interval.high)
-
-
 def _summarise(model: str, scope: str, key: str, p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """One STATS_SCHEMA row from per-text probabilities `p` and labels `y` (of a value, a group, all)."""
-    n = len(p)
-    mean = float(p.mean())
-    std = float(p.std(ddof=1)) if n > 1 else 0.0
-    half = Z95 * std / math.sqrt(n)
-    p10, p50, p90 = (float(q) for q in np.percentile(p, [10, 50, 90]))
-    pos_lo, pos_hi = wilson_interval(int(y.sum()), n)
-    return {
-        "model": model, "scope": scope, "key": key, "n": n,
-        "mean": mean, "mean_lo": mean - half, "mean_hi": mean + half, "std": std,
-        "p10": p10, "p50": p50, "p90": p90,
-        "pos_rate": float(y.mean()), "pos_lo": pos_lo, "pos_hi": pos_hi,
-    }
+    return {"model": model, "scope": scope, "key": key, "n": len(p), **compute(p, y)}
 
 
 def _model_rows(model: str, scores: pd.DataFrame, taxonomy: Taxonomy) -> list[dict[str, Any]]:
@@ -289,3 +266,4 @@ def stats_pass(scores_dir: str | Path, out_dir: str | Path, taxonomy: Taxonomy,
     stats, coverage = compute_stats(read_scores(scores_dir, taxonomy), taxonomy, common_prompts)
     write_stats(stats, coverage, taxonomy, out_dir)
     return stats, coverage
+

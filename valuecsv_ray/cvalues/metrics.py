@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 import pyarrow.parquet as pq
 
-from valuecsv_ray.audit.stats import wilson_interval
+from valuecsv_ray.audit.statistics import wilson_interval
 from valuecsv_ray.collect.schema import OK, STATUSES
 from valuecsv_ray.cvalues.items import SUITE
 from valuecsv_ray.cvalues.parse import (
