@@ -97,3 +97,13 @@ def test_run_refuses_a_generator_that_is_not_an_endpoint(tmp_path):
     result = CliRunner().invoke(adaptive, args)
     assert result.exit_code == 1 and "generator 'writer' is not an endpoint" in result.output
     assert "available: m1" in result.output
+
+
+def test_a_resumed_run_must_keep_its_settings_but_may_add_rounds(tmp_path):
+    from valuecsv_ray.adaptive.loop import LoopError, _start_record
+
+    settings = {"bank": "b", "endpoints": "e", "generator": "g", "registry": "r", "out": str(tmp_path)}
+    _start_record(load_adaptive_config(None, settings), tmp_path, ["integrity"])
+    _start_record(load_adaptive_config(None, {**settings, "rounds": 9}), tmp_path, ["integrity"])
+    with pytest.raises(LoopError, match=r"\(batch differ"):
+        _start_record(load_adaptive_config(None, {**settings, "batch": 3}), tmp_path, ["integrity"])

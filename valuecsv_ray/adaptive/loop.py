@@ -6,8 +6,10 @@
 
 Round 0 (when the bank is not calibrated on a tested value yet) asks every active item on the
 values to every model. Each later round:
-1. plans, per model and value still running (`cat.stop_reason`), the `batch` unasked items most
-   informative at the model's current ability (`cat.next_batch`);
+1. plans, per model and value still running (SE above the target, item budget left), the `batch`
+   calibrated items it has not answered that are most informative at its current ability
+   (`cat.next_batch`); since everyone answers every item of a round, there are such items only
+   when the bank holds calibrated items this run has not asked (an evolved bank, a new model);
 2. asks the generator, per value, for `new_items` items at each distinct ability (GETA: items are
    written where the examinees are), with bank items of the nearest difficulty as examples; the
    candidates are checked and enter the bank, rejected with the reason when a check fails;
@@ -18,8 +20,9 @@ values to every model. Each later round:
    bank, and admits each new item only when its fit is usable (generate.admit).
 Everything resumes: a round with its done.json is not run again, collect and audit skip the rows
 they already wrote, and a round's plan and requests are written once and reused, so a rerun
-sends no request twice. OUT/ holds the endpoints split in two files, bank.parquet (the bank after
-the last finished round; the input bank is not changed) and one folder per round:
+sends no request twice (adaptive.json records the settings: a rerun must match them, `rounds`
+aside). OUT/ holds the endpoints split in two files, bank.parquet (the bank after the last
+finished round; the input bank is not changed) and one folder per round:
     round-NN/  ask.jsonl collect/ audit/ outcomes.parquet abilities.parquet items.parquet bank.parquet
                done.json; from round 1 also plan.parquet, generate.jsonl, generate/ (the generator's
                collect), requests.parquet, candidates.parquet, decisions.parquet
@@ -46,10 +49,11 @@ from valuecsv_ray.adaptive.irt import calibrate
 from valuecsv_ray.adaptive.outcomes import OUTCOME_COLUMNS, read_outcomes, write_suite
 from valuecsv_ray.audit.outputs import SCORES
 from valuecsv_ray.errors import ValuecsvError
-from valuecsv_ray.settings import read_yaml
+from valuecsv_ray.settings import changed_settings, flatten, read_yaml, runtime_keys
 
 log = logging.getLogger(__name__)
-DONE, MODELS_YAML, GENERATOR_YAML = "done.json", "endpoints-models.yaml", "endpoints-generator.yaml"
+DONE, RECORD = "done.json", "adaptive.json"
+MODELS_YAML, GENERATOR_YAML = "endpoints-models.yaml", "endpoints-generator.yaml"
 
 
 class LoopError(ValuecsvError, ValueError):
@@ -76,6 +80,7 @@ def run_loop(cfg: AdaptiveConfig, audit_settings: dict | None = None,
     models = _split_endpoints(cfg, out)
     bank = bank_.read_bank(Path(cfg.bank))
     values = _values(cfg, bank)
+    _start_record(cfg, out, values)
     outcomes = pd.DataFrame(columns=list(OUTCOME_COLUMNS))
     abilities = _prior(models, values)
     ctx = _Context(cfg, out, models, values, audit_settings or {})
@@ -120,12 +125,11 @@ class _Context:
                 return None
             plan = _cached(folder / "plan.parquet", lambda: plan_asks(bank, outcomes, tests, self.cfg))
             new, log_ = self._generate(folder, round_, bank, tests)
+            # add_items refuses a text already in the bank or repeated in `new` (its id exists): no row
+            repeated = new["item_id"].isin(bank.items["item_id"]) | new["item_id"].duplicated()
             bank, refused = bank_.add_items(bank, new)
-            for item, reason in refused:
-                log.info("round %d: candidate %s not added: %s", round_, item, reason)
-            added = set(new["item_id"]) - {item for item, _ in refused}
-            passed = [i for i, s in zip(new["item_id"], new["status"], strict=True)
-                      if i in added and s == bank_.ACTIVE]
+            new = new.assign(refused=np.where(repeated, [dict(refused).get(i) for i in new["item_id"]], None))
+            passed = list(new.loc[~repeated & (new["status"] == bank_.ACTIVE), "item_id"])
         asked = sorted(set(plan["item_id"]) | set(passed))
         if not asked:
             return None
@@ -174,7 +178,9 @@ class _Context:
         items.to_parquet(folder / "items.parquet", index=False)
         decisions.to_parquet(folder / "decisions.parquet", index=False)
         statuses = bank.items.set_index("item_id")["status"]
-        candidates = new.assign(final_status=[statuses.get(i, "refused") for i in new["item_id"]])
+        refused = new["refused"] if "refused" in new else pd.Series(None, index=new.index, dtype=object)
+        candidates = new.assign(final_status=[f"refused: {r}" if isinstance(r, str) else statuses[i]
+                                              for i, r in zip(new["item_id"], refused, strict=True)])
         candidates.drop(columns=["calibration"]).to_parquet(folder / "candidates.parquet", index=False)
         bank_.write_bank(bank, folder / "bank.parquet")
         per_item = decisions.drop_duplicates("item_id")["admitted"].astype(bool)
@@ -248,6 +254,20 @@ def _values(cfg: AdaptiveConfig, bank: bank_.Bank) -> list[str]:
         raise LoopError(f"value(s) {', '.join(missing)} are not in both the registry {cfg.registry} "
                         f"({', '.join(registry_values)}) and the bank's taxonomy")
     return values
+
+
+def _start_record(cfg: AdaptiveConfig, out: Path, values: list[str]) -> None:
+    """OUT/adaptive.json, or check that a resumed run has the settings it started with (rounds may grow)."""
+    record = {**flatten(cfg), "values": values}
+    path = out / RECORD
+    if not path.is_file():
+        path.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+        return
+    old = json.loads(path.read_text(encoding="utf-8"))
+    changed = changed_settings(old, record, runtime_keys(AdaptiveConfig))
+    if changed:
+        raise LoopError(f"{out} holds an adaptive run started with other settings ({', '.join(changed)} "
+                        f"differ from {path}): resume with the same settings, or choose a new --out folder")
 
 
 def _prior(models: list[str], values: list[str]) -> pd.DataFrame:
