@@ -4,8 +4,8 @@ information curves, and the ranking against a static leaderboard.
     files = write_adaptive_report(Path("adaptive/run1"))              # OUT/report/adaptive.md, .html, PNGs
     blocks, figures = adaptive_section(run, None, out_dir, taxonomy)  # a section of another report
 
-The static ranking is, per value, a leaderboard (`valuecsv_ray.leaderboard`) of the seed round's
-audit (every model answered every seed item: the static evaluation the adaptive test replaces),
+The static ranking is, per value, a leaderboard (`valuecsv_ray.leaderboard`) of the first round's
+audit (round 0: every model answered every seed item, the static evaluation the test replaces),
 with a profile weighing that value alone; or the board of `--leaderboard DIR` (its first profile,
 against every value). Agreement is Spearman's rho over the models. No torch, no Ray.
 """
@@ -44,8 +44,8 @@ def _abilities(folders: list[Path]) -> pd.DataFrame:
 
 
 def static_ranking(run: Path, values: list[str], leaderboard_dir: Path | None = None) -> pd.DataFrame:
-    """model, value, static_score, static_rank: per value from the seed round's audit, or the first
-    profile of a given leaderboard for every value."""
+    """model, value, static_score, static_rank: per value from the first round's audit (round 0: every
+    seed item), or the first profile of a given leaderboard for every value."""
     from valuecsv_ray.leaderboard import leaderboard, load_leaderboard, read_audit_scores
     from valuecsv_ray.leaderboard.profiles import Profile
 
@@ -54,7 +54,7 @@ def static_ranking(run: Path, values: list[str], leaderboard_dir: Path | None = 
         board = board[board["profile"] == board["profile"].iloc[0]]
         return pd.concat([pd.DataFrame({"model": board["model"], "value": v, "static_score": board["score"],
                                         "static_rank": board["rank"]}) for v in values], ignore_index=True)
-    scores, taxonomy, _ = read_audit_scores(Path(run) / "round-00" / "audit")
+    scores, taxonomy, _ = read_audit_scores(_rounds(run)[0] / "audit")
     profiles = [Profile(v, {u: float(u == v) for u in taxonomy.ids}, f"{v} alone") for v in values]
     board = leaderboard(scores, taxonomy, profiles, n_boot=200)
     return board.rename(columns={"profile": "value", "score": "static_score", "rank": "static_rank"})[
@@ -137,7 +137,11 @@ def adaptive_section(run: Path, leaderboard_dir: Path | None, out_dir: Path,
     last = abilities[abilities["round"] == abilities["round"].max()]
     static = static_ranking(Path(run), values, leaderboard_dir)
     joined = last.merge(static, on=["model", "value"], how="left")
-    blocks += [("h3", "Abilities"), ("img", FIGURES["abilities"], "ability per round with 95% intervals")]
+    source = (f"the first profile of {leaderboard_dir}" if leaderboard_dir is not None else
+              f"the leaderboard of {folders[0].name}'s audit, each value alone (mean P(value) over the "
+              "prompts every model answered)")
+    blocks += [("h3", "Abilities"), ("img", FIGURES["abilities"], "ability per round with 95% intervals"),
+               ("p", f"Static ranking: {source}; rho is Spearman's over the models.")]
     for value, part in joined.groupby("value", sort=False):
         part = part.sort_values("theta", ascending=False)
         rows = [[r.model, f"{r.theta:+.2f}", f"[{r.lo:+.2f}, {r.hi:+.2f}]", f"{r.se:.2f}",
