@@ -75,7 +75,7 @@ def _plot_abilities(abilities: pd.DataFrame, values: list[str], path: Path) -> N
         for model, part in abilities[abilities["value"] == value].groupby("model"):
             ax.errorbar(part["round"], part["theta"], yerr=1.96 * part["se"], capsize=3, marker="o",
                         label=model)
-        ax.set(title=value, xlabel="round", ylabel="ability (theta)")
+        ax.set(title=value, xlabel="round", ylabel="ability (theta)", xticks=sorted(set(abilities["round"])))
         ax.legend(fontsize=7)
     fig.savefig(path, dpi=110)
 
