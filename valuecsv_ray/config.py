@@ -394,6 +394,9 @@ class DistillConfig:
                                  "rest: the ensemble's probabilities)")
     holdout_fraction: float = setting(0.1, "share of corpus rows held out for validation, and as much "
                                       "again for the agreement measurement")
+    window_pieces: bool = setting(False, "also train on window-sized pieces of the training texts, "
+                                  "labelled by the ensemble: the window function the engine's "
+                                  "aggregation composes, not only each text's max or mean")
     hparams: Hyperparameters = nested(Hyperparameters, "the student's training settings (backbone: "
                                       "it may be smaller than the evaluators')")
     num_workers: int = setting(1, "Ray Train workers (DDP when > 1)", identity=False)

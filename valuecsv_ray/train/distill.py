@@ -88,7 +88,7 @@ def teacher_probabilities(cfg: DistillConfig, teacher: reg.Registry) -> dict[str
         cache.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table({"id": [f"gold-{i}" for i in range(len(texts))], "text": texts,
                                  "model": ["annotated"] * len(texts)}), gold_file)
-    gold = _scored(cfg, teacher, [str(gold_file)], cache / "gold", {"text_column": "text", "wide": False})
+    gold = _scored(cfg, teacher, [str(gold_file)], cache / "gold", _OWN_COLUMNS)
     gold = gold.assign(part=parts[gold["row_id"].str.slice(5).astype(int).to_numpy()])
     gold_labels = labels[gold["row_id"].str.slice(5).astype(int).to_numpy()]
     frames = {"gold": gold.assign(**{f"gold_{j}": gold_labels[:, j] for j in range(labels.shape[1])})}
@@ -96,7 +96,48 @@ def teacher_probabilities(cfg: DistillConfig, teacher: reg.Registry) -> dict[str
         paths = expand_inputs(list(cfg.corpus))
         key = _corpus_key(paths, cfg)
         frames["corpus"] = _scored(cfg, teacher, paths, cache / f"corpus-{key}", {})
+    if cfg.window_pieces:
+        frames["pieces"] = _scored_pieces(cfg, teacher, cache, frames)
     return frames
+
+
+def window_pieces(text: str, width: int) -> list[str]:
+    """Overlapping pieces of `width` characters (half a piece apart, the last ending at the text's
+    end) of a text longer than `width`; none for a shorter one. A character is at most one token of
+    a character vocabulary, so each piece fits in one window of width + 2 tokens."""
+    if len(text) <= width:
+        return []
+    starts = [*range(0, len(text) - width, max(1, width // 2)), len(text) - width]
+    return [text[s : s + width] for s in starts]
+
+
+def corpus_parts(row_ids: pd.Series, holdout: float) -> np.ndarray:
+    """Each corpus row's part, by a hash of its row id: `holdout` to test, as much to validation."""
+    if not len(row_ids):
+        return np.zeros(0, dtype=object)
+    hashed = (row_hashes(pa.array(row_ids.astype(str))) % 10_000) / 10_000
+    return np.select([hashed < holdout, hashed < 2 * holdout], ["test", "validation"], "train")
+
+
+def _scored_pieces(cfg: DistillConfig, teacher: reg.Registry, cache: Path,
+                   frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Window-sized pieces of the training texts (annotated train part, corpus train rows), scored
+    by the ensemble: a piece is one window, so its probability is the ensemble's window probability,
+    the function the engine's aggregation composes (a whole text's is only the max or mean)."""
+    gold = frames["gold"][frames["gold"]["part"] == "train"]
+    corpus = frames.get("corpus", pd.DataFrame(columns=["row_id", "text"]))
+    corpus = corpus[corpus_parts(corpus["row_id"], cfg.holdout_fraction) == "train"]
+    ids, texts = [], []
+    sources = zip([*gold["row_id"], *corpus["row_id"]], [*gold["text"], *corpus["text"]], strict=True)
+    for row_id, text in sources:
+        pieces = window_pieces(text, cfg.hparams.max_length - 2)
+        ids += [f"piece-{row_id}-{k}" for k in range(len(pieces))]
+        texts += pieces
+    key = hashlib.sha256("\0".join(ids + texts).encode()).hexdigest()[:12]
+    source = cache / f"pieces-{key}.parquet"
+    if not source.is_file():
+        pq.write_table(pa.table({"id": ids, "text": texts, "model": ["piece"] * len(ids)}), source)
+    return _scored(cfg, teacher, [str(source)], cache / f"pieces-{key}", _OWN_COLUMNS)
 
 
 def annotated_texts(cfg: DistillConfig, teacher: reg.Registry) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -141,6 +182,7 @@ def _scored(cfg: DistillConfig, teacher: reg.Registry, inputs: list[str], out: P
     return probs.merge(texts, on="row_id", how="inner", validate="one_to_one")
 
 
+_OWN_COLUMNS = {"text_column": "text", "id_column": "id", "model_column": "model", "wide": False}  # our files
 _INPUT_KEYS = ("text_column", "model_column", "prompt_column", "id_column", "wide", "question_column",
                "default_model", "sheet", "status_column")
 
@@ -161,19 +203,20 @@ def student_spec(cfg: DistillConfig, teacher: reg.Registry, frames: dict[str, pd
     gold = frames["gold"]
     corpus = frames.get("corpus", pd.DataFrame(columns=["row_id", "text"]))
     corpus = corpus[~corpus["text"].isin(set(gold["text"]))]  # no held-out annotated text in train
-    hashed = (row_hashes(pa.array(corpus["row_id"].astype(str))) % 10_000) / 10_000 if len(corpus) else []
-    corpus = corpus.assign(part=np.select([np.asarray(hashed) < cfg.holdout_fraction,
-                                           np.asarray(hashed) < 2 * cfg.holdout_fraction],
-                                          ["test", "validation"], "train") if len(corpus) else [])
+    corpus = corpus.assign(part=corpus_parts(corpus["row_id"], cfg.holdout_fraction))
+    pieces = frames.get("pieces", pd.DataFrame(columns=["row_id", "text"])).assign(part="train")
     probs = list(prob_columns(teacher.taxonomy))
     texts, teacher_p, gold_y, counts = {}, {}, {}, {}
     for part in PARTS:
-        g, c = gold[gold["part"] == part], corpus[corpus["part"] == part]
+        g = gold[gold["part"] == part]
+        c = pd.concat([corpus[corpus["part"] == part], pieces[pieces["part"] == part]])
         texts[part] = [*g["text"], *c["text"]]
-        teacher_p[part] = np.concatenate([g[probs].to_numpy(), c[probs].to_numpy()]).tolist()
+        teacher_p[part] = np.concatenate([g[probs].to_numpy(float), c.reindex(columns=probs).to_numpy(float)]
+                                         ).tolist()
         labels = g[[f"gold_{j}" for j in range(len(value_ids))]].to_numpy(dtype=float)
         gold_y[part] = np.concatenate([labels, np.full((len(c), len(value_ids)), np.nan)]).tolist()
-        counts[part] = {"annotated": len(g), "corpus": len(c)}
+        counts[part] = {"annotated": len(g), "corpus": int((corpus["part"] == part).sum()),
+                        **({"pieces": int((pieces["part"] == part).sum())} if len(pieces) else {})}
     thresholds = [teacher.manifest["evaluators"][v]["threshold"] for v in value_ids]
     spec = StudentSpec(value_ids=value_ids, texts=texts, teacher=teacher_p, gold=gold_y,
                        teacher_thresholds=thresholds, gold_weight=cfg.gold_weight, hparams=cfg.hparams)
