@@ -112,6 +112,12 @@ def test_calibration_updates_status_and_parameters(taxonomy):
         update_calibration(bank, pd.DataFrame({"item_id": ["ighost"], "value": [values[0]]}), 2)
 
 
+def test_an_uncalibrated_bank_has_no_item_to_ask_yet(taxonomy):
+    bank = Bank(make_items(["第一个问题是什么？", "第二个问题是什么？"], "user", "test"), taxonomy)
+    params = item_parameters(bank, taxonomy.ids[0])
+    assert params.empty and list(params.columns) == ["item_id", "prompt", "a", "b"]
+
+
 def test_round_trip_through_parquet_pandas_and_pyarrow(taxonomy, tmp_path):
     bank, values = _calibrated_bank(taxonomy)
     path = write_bank(bank, tmp_path / "banks" / "bank.parquet")

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -191,7 +192,8 @@ def item_parameters(bank: Bank, value: str) -> pd.DataFrame:
     long = calibration_long(bank)
     long = long[(long["value"] == value) & (long["status"] == ACTIVE) & (long["retired"].fillna("") == "")]
     targets = bank.items.set_index("item_id")["values"]
-    long = long[[not targets[i] or value in targets[i] for i in long["item_id"]]]
+    targeted = [not targets[i] or value in targets[i] for i in long["item_id"]]
+    long = long.loc[np.asarray(targeted, dtype=bool)]  # a boolean mask: an empty list would select columns
     prompts = bank.items.set_index("item_id")["prompt"]
     long = long.assign(prompt=prompts[long["item_id"]].to_numpy())
     return long[["item_id", "prompt", "a", "b"]].reset_index(drop=True)

@@ -47,11 +47,8 @@ class AdmitRules:
 
 
 def calibrated_items(bank: bank_.Bank, value: str) -> pd.DataFrame:
-    """`bank.item_parameters`, also when no item qualifies (item_id, prompt, a, b; empty)."""
-    try:
-        return bank_.item_parameters(bank, value)
-    except KeyError:  # its filter drops the columns of an empty selection
-        return pd.DataFrame(columns=["item_id", "prompt", "a", "b"])
+    """`bank.item_parameters`: item_id, prompt, a, b (empty when no item qualifies yet)."""
+    return bank_.item_parameters(bank, value)
 
 
 def target_difficulties(thetas: Sequence[float], spacing: float = 0.3) -> list[float]:

@@ -229,17 +229,19 @@ def format_scores(texts: list[str], results: list[dict], labels: list[Label]) ->
 
 def _register_commands() -> None:
     """The commands of the other stages, each in its own module."""
+    from valuecsv_ray.cli.adaptive import adaptive
     from valuecsv_ray.cli.audit import audit_cmd, report_cmd
     from valuecsv_ray.cli.collect import collect_cmd
     from valuecsv_ray.cli.cvalues import cvalues
     from valuecsv_ray.cli.distill import distill_cmd
     from valuecsv_ray.cli.eval import eval_cmd
+    from valuecsv_ray.cli.items import items
     from valuecsv_ray.cli.leaderboard import compare_cmd, leaderboard_cmd
     from valuecsv_ray.cli.profiles import profiles_cmd
     from valuecsv_ray.cli.rating import rating
 
     for command in (audit_cmd, report_cmd, collect_cmd, eval_cmd, leaderboard_cmd, profiles_cmd, compare_cmd,
-                    cvalues, rating, distill_cmd):
+                    cvalues, rating, distill_cmd, items, adaptive):
         main.add_command(command)
 
 
