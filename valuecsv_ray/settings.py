@@ -1,4 +1,4 @@
-"""How settings are declared, loaded and compared; the settings themselves are in `config.py`.
+"""How settings are declared, loaded and compared; the settings themselves are in `config/`.
 
     @dataclass(frozen=True)
     class Thing:

@@ -66,7 +66,7 @@ from valuecsv_ray.timing import format_phases, timed
 
 log = logging.getLogger(__name__)
 
-CUDA_DEFAULTS, CPU_DEFAULTS = CUDA_SCORING_DEFAULTS, CPU_SCORING_DEFAULTS  # what 'auto' means (config.py)
+CUDA_DEFAULTS, CPU_DEFAULTS = CUDA_SCORING_DEFAULTS, CPU_SCORING_DEFAULTS  # 'auto' (config/scoring)
 SCORE_CHUNK = 8192  # texts tokenised per step of Ensemble.score (the next step's overlap the GPU)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp8": torch.bfloat16}  # fp8: the GEMMs only
 
