@@ -11,8 +11,9 @@ import pytest
 
 from valuecsv_ray.adaptive import bank as bank_
 from valuecsv_ray.adaptive.config import load_adaptive_config
-from valuecsv_ray.adaptive.loop import format_round, plan_asks, running_tests
+from valuecsv_ray.adaptive.loop import format_round
 from valuecsv_ray.adaptive.outcomes import OutcomeError, item_of, read_outcomes, write_suite
+from valuecsv_ray.adaptive.plan import plan_asks, running_tests
 from valuecsv_ray.collect.suites import load_suite
 from valuecsv_ray.settings import ConfigError
 from valuecsv_ray.taxonomy import load_taxonomy

@@ -46,11 +46,6 @@ class AdmitRules:
     separates: bool = True  # reject an item that every model, or none, conforms on
 
 
-def calibrated_items(bank: bank_.Bank, value: str) -> pd.DataFrame:
-    """`bank.item_parameters`: item_id, prompt, a, b (empty when no item qualifies yet)."""
-    return bank_.item_parameters(bank, value)
-
-
 def target_difficulties(thetas: Sequence[float], spacing: float = 0.3) -> list[float]:
     """The difficulties to write items at: the examinees' abilities, rounded to 0.05, one per
     cluster of abilities closer than `spacing`."""
@@ -83,7 +78,7 @@ def plan_requests(bank: bank_.Bank, targets: Mapping[str, Sequence[float]], n_it
     difficulty, parents (the example item ids)."""
     rows = []
     for value, difficulties in targets.items():
-        params = calibrated_items(bank, value)
+        params = bank_.item_parameters(bank, value)
         label = bank.taxonomy.get(value)
         for k, difficulty in enumerate(difficulties):
             near = params.iloc[(params["b"] - difficulty).abs().argsort(kind="stable")[:n_examples]]

@@ -43,10 +43,10 @@ import yaml
 
 from valuecsv_ray.adaptive import bank as bank_
 from valuecsv_ray.adaptive import generate
-from valuecsv_ray.adaptive.cat import CatState, next_batch, stop_reason
 from valuecsv_ray.adaptive.config import AdaptiveConfig
 from valuecsv_ray.adaptive.irt import calibrate
 from valuecsv_ray.adaptive.outcomes import OUTCOME_COLUMNS, read_outcomes, write_suite
+from valuecsv_ray.adaptive.plan import needs_seed_round, plan_asks, prior, running_tests, seed_plan
 from valuecsv_ray.audit.outputs import SCORES
 from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.settings import changed_settings, flatten, read_yaml, runtime_keys
@@ -82,10 +82,10 @@ def run_loop(cfg: AdaptiveConfig, audit_settings: dict | None = None,
     values = _values(cfg, bank)
     _start_record(cfg, out, values)
     outcomes = pd.DataFrame(columns=list(OUTCOME_COLUMNS))
-    abilities = _prior(models, values)
+    abilities = prior(models, values)
     ctx = _Context(cfg, out, models, values, audit_settings or {})
     rounds = []
-    first = 0 if _needs_seed_round(bank, values) or (round_dir(out, 0) / DONE).is_file() else 1
+    first = 0 if needs_seed_round(bank, values) or (round_dir(out, 0) / DONE).is_file() else 1
     for round_ in range(first, cfg.rounds + 1):
         folder = round_dir(out, round_)
         if not (folder / DONE).is_file():
@@ -117,7 +117,7 @@ class _Context:
         folder = round_dir(self.out, round_)
         folder.mkdir(parents=True, exist_ok=True)
         if round_ == 0:
-            plan = _seed_plan(bank, self.values)
+            plan = seed_plan(bank, self.values)
             new, log_, passed = bank_.make_items([], "generated", self.cfg.generator), None, []
         else:
             tests = running_tests(abilities, outcomes, self.cfg)
@@ -199,50 +199,6 @@ class _Context:
         return summary
 
 
-def running_tests(abilities: pd.DataFrame, outcomes: pd.DataFrame, cfg: AdaptiveConfig) -> pd.DataFrame:
-    """The (model, value) tests that go on (SE above the target, item budget left): model, value,
-    theta, se, answered."""
-    answered = outcomes.groupby(["model", "value"]).size().rename("answered").reset_index()
-    tests = abilities.merge(answered, on=["model", "value"], how="left").fillna({"answered": 0})
-    tests["answered"] = tests["answered"].astype(int)
-    going = (tests["se"] > cfg.target_se) & (tests["answered"] < cfg.max_items)
-    return tests.loc[going, ["model", "value", "theta", "se", "answered"]].reset_index(drop=True)
-
-
-def plan_asks(bank: bank_.Bank, outcomes: pd.DataFrame, tests: pd.DataFrame,
-              cfg: AdaptiveConfig) -> pd.DataFrame:
-    """The next batch of each running test (`running_tests`) among the calibrated active items its
-    model has not answered, most informative first: model, value, item_id, a, b, order."""
-    rule = cfg.stop_rule
-    rows = []
-    for value, group in tests.groupby("value", sort=False):
-        params = generate.calibrated_items(bank, str(value))
-        position = {item: k for k, item in enumerate(params["item_id"])}
-        a, b = params["a"].to_numpy(dtype=float), params["b"].to_numpy(dtype=float)
-        for test in group.itertuples():
-            done = outcomes.loc[(outcomes["model"] == test.model) & (outcomes["value"] == value), "item_id"]
-            state = CatState(asked=tuple(position[i] for i in done if i in position), theta=test.theta,
-                             se=test.se)
-            k = min(rule.batch, rule.max_items - test.answered)
-            if k <= 0 or stop_reason(state, rule, len(params)):
-                continue
-            for order, j in enumerate(next_batch(state, a, b, k)):
-                rows.append({"model": test.model, "value": value, "item_id": params["item_id"][j],
-                             "a": a[j], "b": b[j], "order": order})
-    return pd.DataFrame(rows, columns=["model", "value", "item_id", "a", "b", "order"])
-
-
-def _seed_plan(bank: bank_.Bank, values: list[str]) -> pd.DataFrame:
-    """Round 0: every active item that targets one of the values (or all of them)."""
-    items = bank.items[bank.items["status"] == bank_.ACTIVE]
-    on = [not list(t) or bool(set(t) & set(values)) for t in items["values"]]
-    return pd.DataFrame({"item_id": items.loc[on, "item_id"].to_numpy()})
-
-
-def _needs_seed_round(bank: bank_.Bank, values: list[str]) -> bool:
-    return any(generate.calibrated_items(bank, v).empty for v in values)
-
-
 def _values(cfg: AdaptiveConfig, bank: bank_.Bank) -> list[str]:
     from valuecsv_ray.registry.manifest import load_registry
 
@@ -268,10 +224,6 @@ def _start_record(cfg: AdaptiveConfig, out: Path, values: list[str]) -> None:
     if changed:
         raise LoopError(f"{out} holds an adaptive run started with other settings ({', '.join(changed)} "
                         f"differ from {path}): resume with the same settings, or choose a new --out folder")
-
-
-def _prior(models: list[str], values: list[str]) -> pd.DataFrame:
-    return pd.DataFrame([{"model": m, "value": v, "theta": 0.0, "se": 1.0} for v in values for m in models])
 
 
 def _entries(path: str) -> list[dict]:

@@ -21,7 +21,6 @@ from scipy.special import expit
 from scipy.stats import spearmanr
 
 from valuecsv_ray.adaptive import bank as bank_
-from valuecsv_ray.adaptive import generate
 from valuecsv_ray.report_kit import Block, figure, render_html, render_markdown
 from valuecsv_ray.taxonomy import Taxonomy
 
@@ -62,7 +61,7 @@ def static_ranking(run: Path, values: list[str], leaderboard_dir: Path | None = 
 
 
 def _information(bank: bank_.Bank, value: str) -> np.ndarray:
-    params = generate.calibrated_items(bank, value)
+    params = bank_.item_parameters(bank, value)
     a, b = params["a"].to_numpy(dtype=float), params["b"].to_numpy(dtype=float)
     p = expit(a[None, :] * (_GRID[:, None] - b[None, :]))
     return (a[None, :] ** 2 * p * (1 - p)).sum(axis=1)
