@@ -68,3 +68,21 @@ def test_student_parts_with_and_without_a_corpus(with_corpus):
     assert not np.isnan(np.asarray(spec.gold["train"])[:6]).any()
     assert np.asarray(spec.teacher["train"]).shape == (n["train"], 12)
     assert spec.teacher_thresholds == [0.4] * 12
+
+
+def test_raw_targets_undo_the_ensembles_temperature_and_keep_its_order():
+    teacher = SimpleNamespace(taxonomy=TAXONOMY, manifest={"evaluators": {
+        v: {"threshold": 0.5, "temperature": 20.0} for v in TAXONOMY.ids}})
+    frames = {"gold": _frame("gold", 10, ["train"] * 6 + ["validation"] * 2 + ["test"] * 2, gold=True)}
+    squashed = np.tile(0.49 + 0.002 * np.arange(10)[:, None], (1, 12))  # calibrated with T = 20
+    frames["gold"][list(prob_columns(TAXONOMY))] = squashed
+    raw = load_distill_config(overrides={"registry": "r", "raw_targets": True})
+    spec, _ = student_spec(raw, teacher, frames)
+    part = spec.part("train")
+    targets = spec.targets(part)[:, :12]
+    assert np.all(np.diff(targets[:, 0]) > 0)  # same order as the calibrated probabilities
+    spread = part.teacher[:, 0].max() - part.teacher[:, 0].min()
+    assert targets[:, 0].max() - targets[:, 0].min() > 10 * spread
+    np.testing.assert_allclose(spec.part("test").teacher, frames["gold"][list(prob_columns(TAXONOMY))][8:])
+    plain, _ = student_spec(load_distill_config(overrides={"registry": "r"}), teacher, frames)
+    np.testing.assert_allclose(plain.targets(plain.part("train"))[:, :12], part.teacher)

@@ -40,6 +40,9 @@ class DistillConfig:
     window_pieces: bool = setting(False, "also train on window-sized pieces of the training texts, "
                                   "labelled by the ensemble: the window function the engine's "
                                   "aggregation composes, not only each text's max or mean")
+    raw_targets: bool = setting(False, "learn the ensemble's probabilities before its temperature "
+                                "scaling (its own ranking, at full contrast); the student's temperature "
+                                "and thresholds are still fitted to the calibrated ensemble")
     hparams: Hyperparameters = nested(Hyperparameters, "the student's training settings (backbone: "
                                       "it may be smaller than the evaluators')")
     num_workers: int = setting(1, "Ray Train workers (DDP when > 1)", identity=False)

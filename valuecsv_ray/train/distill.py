@@ -218,8 +218,10 @@ def student_spec(cfg: DistillConfig, teacher: reg.Registry, frames: dict[str, pd
         counts[part] = {"annotated": len(g), "corpus": int((corpus["part"] == part).sum()),
                         **({"pieces": int((pieces["part"] == part).sum())} if len(pieces) else {})}
     thresholds = [teacher.manifest["evaluators"][v]["threshold"] for v in value_ids]
+    temperatures = [teacher.manifest["evaluators"][v].get("temperature", 1.0) for v in value_ids]
     spec = StudentSpec(value_ids=value_ids, texts=texts, teacher=teacher_p, gold=gold_y,
-                       teacher_thresholds=thresholds, gold_weight=cfg.gold_weight, hparams=cfg.hparams)
+                       teacher_thresholds=thresholds, gold_weight=cfg.gold_weight, hparams=cfg.hparams,
+                       teacher_temperatures=temperatures if cfg.raw_targets else None)
     log.info("student parts: %s", counts)
     return spec, counts
 

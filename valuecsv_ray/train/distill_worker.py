@@ -68,6 +68,7 @@ class StudentSpec:
     teacher_thresholds: list[float]  # the ensemble's thresholds (its decisions), per value
     gold_weight: float  # share of the gold term in the loss on texts with gold labels
     hparams: Hyperparameters
+    teacher_temperatures: list[float] | None = None  # set: learn sigmoid(T x logit(p)), p before scaling
 
     def to_config(self) -> dict:
         return {**asdict(self), "hparams": asdict(self.hparams)}
@@ -80,6 +81,16 @@ class StudentSpec:
         teacher = np.asarray(self.teacher[name], dtype=np.float32).reshape(-1, len(self.value_ids))
         gold = np.asarray(self.gold[name], dtype=np.float32).reshape(-1, len(self.value_ids))
         return Part(self.texts[name], teacher, teacher >= np.asarray(self.teacher_thresholds), gold)
+
+    def targets(self, part: Part) -> np.ndarray:
+        """Training targets of a part: the ensemble's probabilities (before its temperature scaling
+        when `teacher_temperatures` is set), then the gold labels."""
+        teacher = part.teacher
+        if self.teacher_temperatures is not None:
+            p = np.clip(teacher.astype(np.float64), 1e-7, 1 - 1e-7)
+            margins = np.log(p / (1 - p)) * np.asarray(self.teacher_temperatures)
+            teacher = (1 / (1 + np.exp(-margins))).astype(np.float32)
+        return np.concatenate([teacher, part.gold], axis=1)
 
 
 def train_student(config: dict) -> None:
@@ -94,8 +105,7 @@ def train_student(config: dict) -> None:
     tokenizer, model = load_backbone(hp.backbone, len(spec.value_ids), True)
     parts = {name: spec.part(name) for name in PARTS}
     ids = {name: encode(tokenizer, parts[name].texts, hp.max_length) for name in ("train", "validation")}
-    targets = {name: np.concatenate([parts[name].teacher, parts[name].gold], axis=1)
-               for name in ("train", "validation")}
+    targets = {name: spec.targets(parts[name]) for name in ("train", "validation")}
     device = ray.train.torch.get_device()
     amp_dtype = resolve_precision(hp.precision, device)
     model = ray.train.torch.prepare_model(model)
