@@ -120,5 +120,6 @@ def test_shipped_distill_config_loads():
 
     path = Path(__file__).resolve().parents[2] / "configs" / "distill" / "tiny.yaml"
     cfg = load_distill_config(path, {"registry": "runs/x"})
-    assert cfg.hparams.backbone == "tiny" and cfg.hparams.learning_rate == 1e-3
+    assert cfg.hparams.backbone == "tiny" and cfg.hparams.learning_rate == 2e-3
+    assert cfg.window_pieces and cfg.raw_targets
 
