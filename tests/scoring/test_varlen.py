@@ -165,7 +165,8 @@ def test_fused_gelu_runs_in_the_gemm_and_fp8_replaces_the_encoder_linears(model)
 
 
 def test_fp8_rows_keep_their_scale_and_lose_little():
-    x = torch.randn(64, 256) * torch.logspace(-3, 3, 64)[:, None]  # rows of very different magnitude
+    g = torch.Generator().manual_seed(8)  # seeded: the loss bound below is a figure of this data
+    x = torch.randn(64, 256, generator=g) * torch.logspace(-3, 3, 64)[:, None]  # rows, 1e-3 to 1e3
     xq, scale = quantize_rows(x)
     assert xq.dtype == torch.float8_e4m3fn and scale.shape == (64, 1)
     assert float(xq.float().abs().amax(dim=1).min()) == pytest.approx(448.0)  # each row's max maps to 448
@@ -173,8 +174,15 @@ def test_fp8_rows_keep_their_scale_and_lose_little():
     assert float(relative.max()) <= 2 ** -4  # e4m3: 3 mantissa bits
     layer = torch.nn.Linear(256, 96)
     with torch.no_grad():
-        got, expected = Fp8Linear(layer)(x[32:40]), layer(x[32:40])
-    assert got.dtype == x.dtype and float(((got - expected).abs() / expected.abs().max()).max()) < 0.05
+        layer.weight.copy_((torch.rand(96, 256, generator=g) - 0.5) / 8)
+        layer.bias.copy_((torch.rand(96, generator=g) - 0.5) / 8)
+        fp8 = Fp8Linear(layer)
+        got, expected = fp8(x[32:40]), layer(x[32:40])
+        xq, x_scale = quantize_rows(x[32:40])
+        emulated = dequantize(xq, x_scale) @ (fp8.weight.float() * fp8.weight_scale.t()).t() + layer.bias
+    assert got.dtype == x.dtype
+    torch.testing.assert_close(got, emulated, atol=1e-4, rtol=1e-4)  # the kernel does the quantised GEMM
+    assert float(((got - expected).abs() / expected.abs().max()).max()) < 0.05  # and loses little
 
 
 def test_supports_packing_names_what_is_missing():
