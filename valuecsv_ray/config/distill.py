@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from valuecsv_ray.config.audit import InputSpec
-from valuecsv_ray.config.train import Hyperparameters
+from valuecsv_ray.config.train import Hyperparameters, worker_resources
 from valuecsv_ray.settings import (
     flatten,
     is_int,
@@ -74,9 +74,7 @@ class DistillConfig:
         return out
 
     def worker_resources(self) -> dict:
-        if self.resources_per_worker:
-            return dict(self.resources_per_worker)
-        return {"GPU": 1} if self.use_gpu else {"CPU": 1}
+        return worker_resources(self.resources_per_worker, self.use_gpu)
 
     def to_dict(self) -> dict:
         return flatten(self)

@@ -162,9 +162,7 @@ class TrainConfig:
         return out
 
     def worker_resources(self) -> dict:
-        if self.resources_per_worker:
-            return dict(self.resources_per_worker)
-        return {"GPU": 1} if self.use_gpu else {"CPU": 1}
+        return worker_resources(self.resources_per_worker, self.use_gpu)
 
     def to_dict(self) -> dict:
         return flatten(self)
@@ -176,6 +174,13 @@ def task_ids(mode: str, values: str, taxonomy: Taxonomy) -> tuple[str, ...]:
         return ("multilabel",)
     return tuple(label.id for label in taxonomy.parse(values))
 
+
+
+def worker_resources(resources_per_worker: dict | None, use_gpu: bool) -> dict:
+    """A Ray Train worker's resources: the ones given, else one GPU or one CPU."""
+    if resources_per_worker:
+        return dict(resources_per_worker)
+    return {"GPU": 1} if use_gpu else {"CPU": 1}
 
 
 def load_train_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:

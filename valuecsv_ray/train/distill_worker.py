@@ -34,24 +34,17 @@ from valuecsv_ray.train.distill_eval import Part, SoftTargetLoss, evaluate_stude
 from valuecsv_ray.train.evaluate import WindowRule
 from valuecsv_ray.train.loop import (
     encode,
-    loss_sums,
     make_optimizer,
     precision_name,
-    predict_logits,
     resolve_precision,
-    train_epoch,
 )
 from valuecsv_ray.train.worker import (
     FINAL_DIR,
     RESULT_FILE,
     Progress,
-    _all_sum_ratio,
-    _epoch_summary,
-    _log,
-    _report_epoch,
     _report_final_again,
     _restore,
-    _shard,
+    run_epochs,
 )
 
 PARTS = ("train", "validation", "test")
@@ -123,22 +116,8 @@ def train_student(config: dict) -> None:
     progress.attempts.append({"start_epoch": progress.epoch, "at": time.time(), "pid": os.getpid(),
                               "node": socket.gethostname(), "precision": precision_name(amp_dtype)})
     loss_fn, pad_id = SoftTargetLoss(len(spec.value_ids), spec.gold_weight), tokenizer.pad_token_id
-    while progress.epoch < hp.max_epochs and progress.bad_epochs < hp.patience:
-        rng = np.random.default_rng(hp.seed + progress.epoch)
-        order = _shard(rng.permutation(len(targets["train"])), rank, world, equal=True)
-        stats = train_epoch(model, ids["train"], targets["train"], order, hp.batch_size, optimizer,
-                            scheduler, loss_fn, device, pad_id, amp_dtype=amp_dtype)
-        summary = _epoch_summary(stats)
-        val_idx = _shard(np.arange(len(targets["validation"])), rank, world, equal=False)
-        logits = predict_logits(core, ids["validation"], val_idx, hp.batch_size, device, pad_id,
-                                amp_dtype=amp_dtype)
-        val_loss = _all_sum_ratio(*loss_sums(loss_fn, logits, targets["validation"][val_idx]))
-        if progress.record(summary.pop("train_loss"), val_loss, **summary):
-            best_state = {k: v.detach().cpu().clone() for k, v in core.state_dict().items()}
-        _log(rank, f"[student] epoch {progress.epoch}/{hp.max_epochs} train_loss="
-                   f"{progress.history[-1]['train_loss']:.4f} val_loss={val_loss:.4f} best_epoch="
-                   f"{progress.best_epoch + 1} samples/s={summary['samples_per_s']:.1f}")
-        _report_epoch(progress, core, optimizer, scheduler, best_state, rank)
+    best_state = run_epochs("student", model, core, ids, targets, hp, optimizer, scheduler, loss_fn, device,
+                            pad_id, amp_dtype, progress, best_state, rank, world)
     core.load_state_dict(best_state)
     _finish(spec, core, tokenizer, parts, progress, device, rank)
 

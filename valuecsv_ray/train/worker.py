@@ -132,24 +132,34 @@ def train_evaluator(config: dict) -> None:
     with tf32_matmuls(hp.precision, device) as tf32:
         _log(rank, f"[{spec.task_id}] precision {precision_name(amp_dtype)} (setting {hp.precision!r} "
                    f"on {device}), TF32 matmuls {'on' if tf32 else 'off'}")
-        while progress.epoch < hp.max_epochs and progress.bad_epochs < hp.patience:
-            rng = np.random.default_rng(hp.seed + progress.epoch)
-            order = _shard(rng.permutation(len(targets["train"])), rank, world, equal=True)
-            stats = train_epoch(model, ids["train"], targets["train"], order, hp.batch_size, optimizer,
-                                scheduler, loss_fn, device, pad_id, amp_dtype=amp_dtype)
-            summary = _epoch_summary(stats)
-            val_idx = _shard(np.arange(len(targets["validation"])), rank, world, equal=False)
-            logits = predict_logits(core, ids["validation"], val_idx, hp.batch_size, device, pad_id,
-                                    amp_dtype=amp_dtype)
-            val_loss = _all_sum_ratio(*loss_sums(loss_fn, logits, targets["validation"][val_idx]))
-            if progress.record(summary.pop("train_loss"), val_loss, **summary):
-                best_state = {k: v.detach().cpu().clone() for k, v in core.state_dict().items()}
-            _log(rank, f"[{spec.task_id}] epoch {progress.epoch}/{hp.max_epochs} "
-                       f"train_loss={progress.history[-1]['train_loss']:.4f} val_loss={val_loss:.4f} "
-                       f"best_epoch={progress.best_epoch + 1} samples/s={summary['samples_per_s']:.1f}")
-            _report_epoch(progress, core, optimizer, scheduler, best_state, rank)
+        best_state = run_epochs(spec.task_id, model, core, ids, targets, hp, optimizer, scheduler, loss_fn,
+                                device, pad_id, amp_dtype, progress, best_state, rank, world)
     core.load_state_dict(best_state)
     _finish(spec, core, tokenizer, targets, progress, device, rank)
+
+
+def run_epochs(label: str, model, core, ids: dict, targets: dict, hp: Hyperparameters, optimizer,
+               scheduler, loss_fn, device, pad_id: int, amp_dtype, progress: Progress,
+               best_state: dict | None, rank: int, world: int) -> dict:
+    """Epochs until max_epochs or early stopping (validation loss over all ranks), a checkpoint per
+    epoch; returns the best weights. Shared by the evaluators and the distilled student."""
+    while progress.epoch < hp.max_epochs and progress.bad_epochs < hp.patience:
+        rng = np.random.default_rng(hp.seed + progress.epoch)
+        order = _shard(rng.permutation(len(targets["train"])), rank, world, equal=True)
+        stats = train_epoch(model, ids["train"], targets["train"], order, hp.batch_size, optimizer,
+                            scheduler, loss_fn, device, pad_id, amp_dtype=amp_dtype)
+        summary = _epoch_summary(stats)
+        val_idx = _shard(np.arange(len(targets["validation"])), rank, world, equal=False)
+        logits = predict_logits(core, ids["validation"], val_idx, hp.batch_size, device, pad_id,
+                                amp_dtype=amp_dtype)
+        val_loss = _all_sum_ratio(*loss_sums(loss_fn, logits, targets["validation"][val_idx]))
+        if progress.record(summary.pop("train_loss"), val_loss, **summary):
+            best_state = {k: v.detach().cpu().clone() for k, v in core.state_dict().items()}
+        _log(rank, f"[{label}] epoch {progress.epoch}/{hp.max_epochs} "
+                   f"train_loss={progress.history[-1]['train_loss']:.4f} val_loss={val_loss:.4f} "
+                   f"best_epoch={progress.best_epoch + 1} samples/s={summary['samples_per_s']:.1f}")
+        _report_epoch(progress, core, optimizer, scheduler, best_state, rank)
+    return best_state
 
 
 def _log(rank: int, message: str) -> None:
