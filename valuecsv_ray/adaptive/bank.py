@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ import pyarrow.parquet as pq
 
 from valuecsv_ray.collect.suites import BUILTINS, load_suite
 from valuecsv_ray.errors import ValuecsvError
+from valuecsv_ray.storage import write_table
 from valuecsv_ray.taxonomy import Taxonomy
 
 ACTIVE, RETIRED, REJECTED = "active", "retired", "rejected"
@@ -200,17 +200,14 @@ def item_parameters(bank: Bank, value: str) -> pd.DataFrame:
 
 
 def write_bank(bank: Bank, path: Path) -> Path:
-    """Write the bank (atomically: a temporary file, then os.replace) with its taxonomy."""
+    """Write the bank with its taxonomy, whole or not at all (storage.write_table)."""
     table = pa.Table.from_pandas(bank.items[BANK_SCHEMA.names], schema=BANK_SCHEMA, preserve_index=False)
     duplicated = bank.items["item_id"].duplicated()
     if duplicated.any():
         raise BankError(f"{path}: item ids repeat: {sorted(set(bank.items['item_id'][duplicated]))[:3]}")
     table = table.replace_schema_metadata({TAXONOMY_KEY: json.dumps(bank.taxonomy.to_dict()).encode()})
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    write_table(table, path)
     return path
 
 
