@@ -107,6 +107,33 @@ def tiny_registry(tmp_path_factory) -> Path:
     return build_tiny_registry(tmp_path_factory.mktemp("registry") / "tiny12")
 
 
+def registry_on_sample(path: Path) -> Path:
+    """A random tiny 12-evaluator registry recorded as trained on the shipped sample (its sha256
+    and a split), so a student can take the sample's gold labels."""
+    import json
+
+    from valuecsv_ray.registry import manifest as reg
+    from valuecsv_ray.testing.synthetic import random_registry
+    from valuecsv_ray.train.annotated import load_annotated
+    from valuecsv_ray.train.split import make_split
+
+    random_registry(path, size="tiny", seed=1)
+    data = load_annotated("sample")
+    job = json.loads((path / reg.JOB_FILE).read_text(encoding="utf-8"))
+    job["config"]["data"] = "sample"
+    job["data"] |= {"sha256": data.sha256, "source": data.source, "n_samples": len(data)}
+    reg.write_json(path / reg.JOB_FILE, job)
+    reg.write_json(path / reg.SPLIT_FILE, make_split(data.labels, 0).to_json())
+    reg.write_manifest(path, tuple(reg.load_registry(path).manifest["values"]))
+    return path
+
+
+@pytest.fixture(scope="session")
+def teacher_on_sample():
+    """`teacher_on_sample(path)`: a teacher registry for distillation tests (registry_on_sample)."""
+    return registry_on_sample
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """A tiny model runs fastest on one thread; more only contend with other work for the CPUs."""

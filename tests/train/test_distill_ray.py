@@ -1,6 +1,7 @@
 """Distillation for real on a local Ray instance: teacher probabilities through the audit (cached
 as Parquet and reused by a second student), the student fitted with Ray Train and written next to
-the evaluators, then scored by the engine and by the audit with `evaluators: student`."""
+the evaluators, then scored by the engine, by the audit and by `serve run` of the shipped Serve YAML
+with `evaluators: student`."""
 
 import json
 from pathlib import Path
@@ -8,35 +9,22 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from valuecsv_ray.config import load_audit_config, load_distill_config
 from valuecsv_ray.registry import manifest as reg
 from valuecsv_ray.registry.students import STUDENTS, scorer_location
+from valuecsv_ray.scoring.client import request_json, score_texts
 from valuecsv_ray.scoring.engine import Ensemble
-from valuecsv_ray.testing.synthetic import random_registry
 from valuecsv_ray.train.annotated import load_annotated
 from valuecsv_ray.train.distill import CACHE, distill
-from valuecsv_ray.train.split import make_split
 
 pytestmark = pytest.mark.ray
-
-
-def teacher_on_sample(path: Path) -> Path:
-    """A random tiny 12-evaluator registry recorded as trained on the shipped sample (its sha256
-    and a split), so a student can take the sample's gold labels."""
-    random_registry(path, size="tiny", seed=1)
-    data = load_annotated("sample")
-    job = json.loads((path / reg.JOB_FILE).read_text(encoding="utf-8"))
-    job["config"]["data"] = "sample"
-    job["data"] |= {"sha256": data.sha256, "source": data.source, "n_samples": len(data)}
-    reg.write_json(path / reg.JOB_FILE, job)
-    reg.write_json(path / reg.SPLIT_FILE, make_split(data.labels, 0).to_json())
-    reg.write_manifest(path, tuple(reg.load_registry(path).manifest["values"]))
-    return path
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def distilled(tmp_path_factory, ray_local):
+def distilled(tmp_path_factory, ray_local, teacher_on_sample):
     tmp = tmp_path_factory.mktemp("distill")
     teacher = teacher_on_sample(tmp / "teacher")
     texts = load_annotated("sample").texts
@@ -124,3 +112,21 @@ def test_bench_reproduces_the_recorded_agreement_on_the_gold_test_texts(distille
         assert row["mean_abs_dp"] == pytest.approx(ev["agreement"]["gold_test"]["mean_abs_dp"], abs=1e-5)
         assert row["f1"] == pytest.approx(ev["metrics"]["f1"])
     assert "| macro |" in bench.markdown(result)
+
+
+def test_serve_run_of_the_shipped_yaml_with_the_student(distilled, tmp_path, serve_run):
+    """`serve run` of serve_configs/ensemble.yaml with `evaluators: student`: the replica holds the
+    student (its registry id), and the endpoint answers with the engine's scores of the student."""
+    teacher, _, student, _ = distilled
+    config = yaml.safe_load((ROOT / "serve_configs" / "ensemble.yaml").read_text())
+    config["applications"][0]["args"] |= {"registry": str(teacher), "evaluators": "student",
+                                          "min_agreement": 0.0}
+    texts = load_annotated("sample").texts[:5]
+    with serve_run(config, tmp_path) as url:
+        health = request_json(url + "/healthz")
+        served = score_texts(url, texts)
+    engine = Ensemble.from_registry(scorer_location(str(teacher), "student", min_agreement=0.0), device="cpu")
+    assert health["registry_id"] == engine.registry.registry_id == reg.load_registry(student).registry_id
+    expected = engine.score(texts)
+    served_probs = np.array([[r["probs"][v] for v in expected.value_ids] for r in served])
+    np.testing.assert_allclose(served_probs, expected.probs, atol=1e-5)
