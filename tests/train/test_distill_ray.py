@@ -130,3 +130,30 @@ def test_serve_run_of_the_shipped_yaml_with_the_student(distilled, tmp_path, ser
     expected = engine.score(texts)
     served_probs = np.array([[r["probs"][v] for v in expected.value_ids] for r in served])
     np.testing.assert_allclose(served_probs, expected.probs, atol=1e-5)
+
+
+def test_student_of_a_registry_on_s3_is_published_there(distilled, s3, tmp_path, monkeypatch,
+                                                        teacher_on_sample):
+    """A teacher at s3://...: the student's checkpoints and the finished student go under its URI,
+    where `evaluators: student` finds and loads it."""
+    import pyarrow.fs as pafs
+
+    from valuecsv_ray.registry.store import publish_registry
+
+    _, corpus, _, settings = distilled
+    monkeypatch.setenv("VALUECSV_CACHE", str(tmp_path / "cache"))
+    s3.create_dir("distill")
+    publish_registry(teacher_on_sample(tmp_path / "teacher"), "s3://distill/runs/teacher")
+    uri = distill(load_distill_config(overrides={**settings, "registry": "s3://distill/runs/teacher",
+                                                 "max_epochs": 1}))
+    assert uri == "s3://distill/runs/teacher/students/student"
+    listed = s3.get_file_info(pafs.FileSelector("distill/runs/teacher/students", recursive=True))
+    names = {info.path for info in listed}
+    assert "distill/runs/teacher/students/student/manifest.json" in names
+    assert any("/student/_ray/" in n for n in names), "the student's checkpoints are not on S3"
+    location = scorer_location("s3://distill/runs/teacher", "student", min_agreement=0.0)
+    assert location == uri
+    engine = Ensemble.from_registry(location, device="cpu")
+    assert engine.registry.manifest["config"]["teacher_registry_id"] == reg.load_registry(
+        "s3://distill/runs/teacher").registry_id
+    assert np.isfinite(engine.score(load_annotated("sample").texts[:3]).probs).all()

@@ -17,6 +17,12 @@
 4. The student is written as a registry of its own (mode multilabel, its backbone, the teacher's
    registry id, per value its gold metrics beside the ensemble's and its agreement) under
    REGISTRY/students/NAME, next to the evaluators (`registry.students`).
+
+A registry on object storage (s3://, gs://) teaches from its local cache copy; the student's Ray
+Train checkpoints go to REGISTRY_URI/students/NAME/_ray (every node reaches them), and the finished
+student is published to REGISTRY_URI/students/NAME, where `evaluators: student` finds it. The
+teacher's cached probabilities stay in the local cache copy (a student made on another machine
+scores the texts again).
 """
 
 from __future__ import annotations
@@ -39,9 +45,10 @@ from valuecsv_ray.config import TRAIN_RUNTIME_KEYS, DistillConfig, load_audit_co
 from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.parts import row_hashes
 from valuecsv_ray.registry import manifest as reg
-from valuecsv_ray.registry.students import STUDENTS, student_summary
+from valuecsv_ray.registry.store import publish_registry
+from valuecsv_ray.registry.students import STUDENTS, student_location, student_summary
 from valuecsv_ray.settings import runtime_keys
-from valuecsv_ray.storage import read_parquet
+from valuecsv_ray.storage import is_uri, join, read_json, read_parquet
 from valuecsv_ray.train.annotated import load_annotated
 from valuecsv_ray.train.distill_worker import PARTS, StudentSpec, train_student
 from valuecsv_ray.train.worker import FINAL_DIR, RESULT_FILE
@@ -54,8 +61,9 @@ class DistillError(ValuecsvError, RuntimeError):
     """A student that cannot be made: no annotated data, an unusable corpus, a failed run."""
 
 
-def distill(cfg: DistillConfig) -> Path:
-    """Make (or finish) the student cfg.name of cfg.registry; returns its registry folder."""
+def distill(cfg: DistillConfig) -> Path | str:
+    """Make (or finish) the student cfg.name of cfg.registry; returns its registry folder, or its URI
+    when the registry is on object storage (published there)."""
     from valuecsv_ray.cluster import connect
 
     log.info("distill config: %s", cfg.to_dict())
@@ -73,7 +81,12 @@ def distill(cfg: DistillConfig) -> Path:
         reg.add_evaluator(path, "multilabel", final_dir, result, job)
     manifest = reg.write_manifest(path, ("multilabel",))
     log.info("student %s: %s", manifest["registry_id"], student_summary(manifest))
-    return path
+    if not is_uri(cfg.registry):
+        return path
+    uri = student_location(cfg.registry, cfg.name)
+    publish_registry(path, uri)
+    log.info("student %s published to %s", manifest["registry_id"], uri)
+    return uri
 
 
 def teacher_probabilities(cfg: DistillConfig, teacher: reg.Registry) -> dict[str, pd.DataFrame]:
@@ -142,7 +155,8 @@ def _scored_pieces(cfg: DistillConfig, teacher: reg.Registry, cache: Path,
 
 def annotated_texts(cfg: DistillConfig, teacher: reg.Registry) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The teacher's annotated texts, gold labels (n, values) and each row's part of its split."""
-    job = json.loads((teacher.path / reg.JOB_FILE).read_text(encoding="utf-8"))
+    job = read_json(join(cfg.registry, reg.JOB_FILE))  # at the registry's own location: a URI's cache copy
+    # holds only the manifest's files
     source = cfg.data or job["config"]["data"]
     try:
         data = load_annotated(source, teacher.taxonomy, limit=job["config"].get("limit_rows"),
@@ -153,7 +167,7 @@ def annotated_texts(cfg: DistillConfig, teacher: reg.Registry) -> tuple[list[str
     if data.sha256 != job["data"]["sha256"]:
         raise DistillError(f"{source} is not the data {teacher.path} was trained on (sha256 "
                            f"{data.sha256[:12]} != {job['data']['sha256'][:12]}); pass --data")
-    split = json.loads((teacher.path / reg.SPLIT_FILE).read_text(encoding="utf-8"))["indices"]
+    split = read_json(join(cfg.registry, reg.SPLIT_FILE))["indices"]
     parts = np.full(len(data), "", dtype=object)
     for part, rows in split.items():
         parts[rows] = part
@@ -227,11 +241,13 @@ def student_spec(cfg: DistillConfig, teacher: reg.Registry, frames: dict[str, pd
 
 
 def _fit(cfg: DistillConfig, path: Path, spec: StudentSpec) -> tuple[Path, dict]:
+    storage = (join(student_location(cfg.registry, cfg.name), "_ray") if is_uri(cfg.registry)
+               else str((path / "_ray").resolve()))
     trainer = TorchTrainer(
         train_student, train_loop_config=spec.to_config(),
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
                                      resources_per_worker=cfg.worker_resources()),
-        run_config=RunConfig(name=f"student-{cfg.name}", storage_path=str((path / "_ray").resolve()),
+        run_config=RunConfig(name=f"student-{cfg.name}", storage_path=storage,
                              failure_config=FailureConfig(max_failures=cfg.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)))
     result = trainer.fit()
