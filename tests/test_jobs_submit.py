@@ -10,6 +10,7 @@ with its error in the job's log.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,6 +79,7 @@ def ray_head():
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def submit(head, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
