@@ -80,15 +80,31 @@ def finish_part(run: Running) -> dict:
             "limit_s": round(run.limit_s)}
 
 
-def end_session(session: int) -> None:
-    """SIGKILL every process left in a session this suite started (Ray workers, raylet, serve)."""
+def end_session(session: int, wait_s: float = 10.0) -> None:
+    """SIGKILL every process left in a session this suite started (Ray workers, raylet, serve), and
+    wait (up to `wait_s`) until each is gone or a zombie: a kill is delivered asynchronously."""
     from serve_load import replica_pids
 
+    killed = []
     for pid in replica_pids(session, ""):
         try:
             os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
         except ProcessLookupError:
             pass
+    deadline = time.monotonic() + wait_s
+    while (alive := [pid for pid in killed if _running(pid)]) and time.monotonic() < deadline:
+        killed = alive
+        time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (its state in /proc/PID/stat is not Z)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _copy_lines(name: str, stream, log_path: Path) -> None:
