@@ -156,35 +156,55 @@ def _serve_run(config: dict, folder: Path, ready_path: str = "/healthz") -> Iter
     """`serve run` of a Serve YAML (written into `folder` with an ephemeral port), as a deployer
     types it, in its own process group; yields the base URL once `ready_path` answers 200."""
     import signal
-    import subprocess
     import sys
-    import time
-    import urllib.error
-    import urllib.request
 
     import yaml
 
     port = _free_port()
     config = {**config, "http_options": {**config.get("http_options", {}), "port": port}}
     (folder / "serve.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
-    log_path = folder / "serve.log"
+    url = f"http://127.0.0.1:{port}"
+    command = [str(Path(sys.executable).with_name("serve")), "run", "serve.yaml"]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    with _process_group(command, url + ready_path, folder / "serve.log", env, ready_s=180, stop=signal.SIGINT,
+                        cwd=folder):
+        yield url
+
+
+@pytest.fixture(scope="session")
+def process_group():
+    """`process_group(command, ready_url, log_path, env, ready_s, stop)`: a context manager running
+    `command` in its own process group until `ready_url` answers 200 (see _process_group)."""
+    return _process_group
+
+
+@contextlib.contextmanager
+def _process_group(command: list[str], ready_url: str, log_path: Path, env: dict, ready_s: float,
+                   stop: int, cwd: Path | None = None) -> Iterator[None]:
+    """Start `command` in a process group of its own (output to `log_path`), wait until `ready_url`
+    answers 200 (failing with the log's tail after `ready_s`, or when it exits), yield; then stop
+    the group with the signal `stop`, and SIGKILL it if it is still there after 60 s."""
+    import signal
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
     with log_path.open("w") as log:
-        proc = subprocess.Popen([str(Path(sys.executable).with_name("serve")), "run", "serve.yaml"],
-                                cwd=folder, env={**os.environ, "RAY_AUTH_MODE": "disabled"}, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         try:
-            deadline, ready = time.time() + 180, False
+            deadline, ready = time.time() + ready_s, False
             while not ready and time.time() < deadline and proc.poll() is None:
                 try:
-                    with urllib.request.urlopen(url + ready_path, timeout=10) as resp:
+                    with urllib.request.urlopen(ready_url, timeout=10) as resp:
                         ready = resp.status == 200
                 except (urllib.error.URLError, ConnectionError, TimeoutError):
                     time.sleep(1)
             assert ready, log_path.read_text()[-3000:]
-            yield url
+            yield
         finally:
-            os.killpg(proc.pid, signal.SIGINT)
+            os.killpg(proc.pid, stop)
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:

@@ -15,9 +15,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -49,36 +46,21 @@ def _free_ports(n: int) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def ray_head():
+def ray_head(process_group):
     """`ray start --head --block` in its own process group; yields the dashboard (job API) address."""
     temp_dir = tempfile.mkdtemp(prefix="vr-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     ports = dict(zip(PORTS, _free_ports(len(PORTS)), strict=True))
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("RAY_ADDRESS", None)
-    log_path = Path(temp_dir) / "head.log"
     command = [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus=2", "--disable-usage-stats",
                "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--temp-dir={temp_dir}",
                *(f"--{name}={port}" for name, port in ports.items())]
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
     address = f"http://127.0.0.1:{ports['dashboard-port']}"
     try:
-        deadline, ready = time.time() + 120, False
-        while not ready and time.time() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(address + "/api/version", timeout=5) as resp:
-                    ready = resp.status == 200
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(1)
-        assert ready, log_path.read_text()[-3000:]
-        yield address, env
+        with process_group(command, address + "/api/version", Path(temp_dir) / "head.log", env, ready_s=120,
+                           stop=signal.SIGTERM):
+            yield address, env
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
