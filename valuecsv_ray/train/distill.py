@@ -155,8 +155,8 @@ def _scored_pieces(cfg: DistillConfig, teacher: reg.Registry, cache: Path,
 
 def annotated_texts(cfg: DistillConfig, teacher: reg.Registry) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The teacher's annotated texts, gold labels (n, values) and each row's part of its split."""
-    job = read_json(join(cfg.registry, reg.JOB_FILE))  # at the registry's own location: a URI's cache copy
-    # holds only the manifest's files
+    # job.json and split.json at the registry's own location (a URI's cache copy has its manifest's files)
+    job = read_json(join(cfg.registry, reg.JOB_FILE))
     source = cfg.data or job["config"]["data"]
     try:
         data = load_annotated(source, teacher.taxonomy, limit=job["config"].get("limit_rows"),
