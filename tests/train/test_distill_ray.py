@@ -81,6 +81,17 @@ def test_second_student_reuses_the_cached_teacher_probabilities(distilled):
     assert {p: p.stat().st_mtime_ns for p in sorted(cache.rglob("scores/*.parquet"))} == before
 
 
+def test_window_pieces_when_no_text_is_longer_than_a_window(distilled):
+    """`window_pieces` on texts that all fit one window: no pieces, and the student is still made
+    (the Quickstart's registry with configs/distill/tiny.yaml, max length 512)."""
+    teacher, _, _, settings = distilled
+    longest = max(len(t) for t in load_annotated("sample").texts)
+    student = distill(load_distill_config(overrides={**settings, "name": "nopieces", "window_pieces": True,
+                                                     "max_length": longest + 2, "max_epochs": 1}))
+    manifest = reg.load_registry(student).manifest
+    assert "pieces" not in manifest["split"]["counts"]["train"]
+    assert manifest["split"]["counts"]["train"]["annotated"] > 0
+
 def test_audit_with_evaluators_student(distilled, tmp_path):
     from valuecsv_ray.audit.pipeline import run_audit
 

@@ -188,7 +188,11 @@ def _scored(cfg: DistillConfig, teacher: reg.Registry, inputs: list[str], out: P
     summary = score_corpus(audit, teacher)
     log.info("teacher probabilities in %s: %d rows scored (%d quarantined) in %.1f s", out,
              summary["rows_scored"], summary["rows_quarantined"], time.perf_counter() - started)
-    probs = read_parquet(str(out / "scores"), ["row_id", *prob_columns(teacher.taxonomy)]).to_pandas()
+    columns = ["row_id", *prob_columns(teacher.taxonomy)]
+    scored = read_parquet(str(out / "scores"), columns)
+    if scored is None:  # no row scored: no text longer than a window, or an empty corpus
+        return pd.DataFrame(columns=[*columns, "text"])
+    probs = scored.to_pandas()
     batches = read_corpus(inputs, audit).select_columns(["row_id", "text", "error"]).iter_batches(
         batch_format="pandas", batch_size=None)
     texts = pd.concat([b[b["error"].isna()][["row_id", "text"]] for b in batches]
