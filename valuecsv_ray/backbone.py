@@ -90,19 +90,33 @@ def load_backbone(
     if name_or_path == TINY:
         return tiny_tokenizer(), tiny_model(num_labels, multi_label)
     problem = "multi_label_classification" if multi_label else "single_label_classification"
+    tokenizer = load_tokenizer(name_or_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         model = AutoModelForSequenceClassification.from_pretrained(
             name_or_path, num_labels=num_labels, problem_type=problem,
             ignore_mismatched_sizes=True,
         )
     except OSError as e:
-        raise BackboneError(
-            f"could not load backbone {name_or_path!r}: {e}. Give a local folder holding "
-            "config.json, weights and tokenizer files, a model name on a reachable Hugging "
-            f"Face hub (e.g. bert-base-chinese), or '{TINY}' for the offline tiny BERT."
-        ) from e
+        raise _not_loaded(name_or_path, e) from e
     return tokenizer, model
+
+
+def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of a backbone (as `load_backbone` gives it), without its weights."""
+    if name_or_path == TINY:
+        return tiny_tokenizer()
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path)
+    except OSError as e:
+        raise _not_loaded(name_or_path, e) from e
+
+
+def _not_loaded(name_or_path: str, error: OSError) -> BackboneError:
+    return BackboneError(
+        f"could not load backbone {name_or_path!r}: {error}. Give a local folder holding "
+        "config.json, weights and tokenizer files, a model name on a reachable Hugging "
+        f"Face hub (e.g. bert-base-chinese), or '{TINY}' for the offline tiny BERT."
+    )
 
 
 @contextmanager

@@ -4,6 +4,7 @@ the evaluators, then scored by the engine, by the audit and by `serve run` of th
 with `evaluators: student`."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +12,16 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from valuecsv_ray.config import load_audit_config, load_distill_config
+from valuecsv_ray.backbone import tiny_tokenizer
+from valuecsv_ray.config import Hyperparameters, load_audit_config, load_distill_config
 from valuecsv_ray.registry import manifest as reg
 from valuecsv_ray.registry.students import STUDENTS, scorer_location
 from valuecsv_ray.scoring.client import request_json, score_texts
 from valuecsv_ray.scoring.engine import Ensemble
 from valuecsv_ray.train.annotated import load_annotated
 from valuecsv_ray.train.distill import CACHE, distill
+from valuecsv_ray.train.distill_worker import StudentSpec, train_dataset
+from valuecsv_ray.train.loop import encode
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +96,51 @@ def test_window_pieces_when_no_text_is_longer_than_a_window(distilled):
     assert "pieces" not in manifest["split"]["counts"]["train"]
     assert manifest["split"]["counts"]["train"]["annotated"] > 0
 
+def _steps_per_epoch(student: Path) -> list[int]:
+    record = json.loads((student / "evaluators" / "multilabel" / "evaluator.json").read_text())
+    return [len(epoch["step_losses"]) for epoch in record["history"]]
+
+
+def test_every_train_row_streams_through_ray_data_once_an_epoch(distilled):
+    teacher, _, student, settings = distilled
+    train_rows = sum(reg.load_registry(student).manifest["split"]["counts"]["train"].values())
+    assert _steps_per_epoch(student) == [math.ceil(train_rows / settings["batch_size"])] * 2
+
+
+def test_two_workers_stream_equal_shards(distilled):
+    """DDP over two workers: each streams an equal share of the train dataset (the same number of
+    steps, or the gradient all-reduce would hang), and the student is made."""
+    teacher, _, _, settings = distilled
+    student = distill(load_distill_config(overrides={
+        **settings, "name": "ddp", "num_workers": 2, "max_epochs": 1,
+        "resources_per_worker": {"CPU": 0.25}}))
+    train_rows = sum(reg.load_registry(student).manifest["split"]["counts"]["train"].values())
+    assert _steps_per_epoch(student) == [math.ceil(train_rows // 2 / settings["batch_size"])]
+
+
+def test_train_dataset_holds_the_train_part_tokenized_and_the_workers_config_does_not(ray_local):
+    texts = [f"第{i}条新闻：坚持依法治国" * (i % 5 + 1) for i in range(300)]
+    rng = np.random.default_rng(0)
+    teacher_p = rng.random((300, 12))
+    gold = np.where(np.arange(300)[:, None] < 100, rng.integers(0, 2, (300, 12)), np.nan)
+    spec = StudentSpec(value_ids=[f"v{j}" for j in range(12)], texts={"train": texts, "validation": [],
+                       "test": []}, teacher={"train": teacher_p.tolist(), "validation": [], "test": []},
+                       gold={"train": gold.tolist(), "validation": [], "test": []},
+                       teacher_thresholds=[0.5] * 12, gold_weight=0.1,
+                       hparams=Hyperparameters(max_length=16, seed=3))
+    tokenizer = tiny_tokenizer()
+    rows = train_dataset(spec, tokenizer).take_all()
+    assert len(rows) == 300
+    expected = {tuple(ids): i for i, ids in enumerate(encode(tokenizer, texts, 16))}
+    order = [expected[tuple(row["input_ids"])] for row in rows]
+    assert sorted(order) == list(range(300)) and order != list(range(300))  # all rows, shuffled
+    targets = spec.targets(spec.part("train"))
+    for row, i in zip(rows, order, strict=True):
+        np.testing.assert_allclose(row["targets"], targets[i], rtol=1e-6)
+    config = spec.streamed().to_config()
+    assert config["texts"]["train"] == [] and config["teacher"]["train"] == [] and config["train_rows"] == 300
+
+
 def test_audit_with_evaluators_student(distilled, tmp_path):
     from valuecsv_ray.audit.pipeline import run_audit
 
@@ -145,8 +194,9 @@ def test_serve_run_of_the_shipped_yaml_with_the_student(distilled, tmp_path, ser
 
 def test_student_of_a_registry_on_s3_is_published_there(distilled, s3, tmp_path, monkeypatch,
                                                         teacher_on_sample):
-    """A teacher at s3://...: the student's checkpoints and the finished student go under its URI,
-    where `evaluators: student` finds and loads it."""
+    """A teacher at s3://...: the teacher's probabilities are cached, the student's checkpoints and
+    the finished student go under its URI, where `evaluators: student` finds and loads it; a second
+    student made on another machine (an empty local cache) reuses the cached probabilities."""
     import pyarrow.fs as pafs
 
     from valuecsv_ray.registry.store import publish_registry
@@ -168,3 +218,19 @@ def test_student_of_a_registry_on_s3_is_published_there(distilled, s3, tmp_path,
     assert engine.registry.manifest["config"]["teacher_registry_id"] == reg.load_registry(
         "s3://distill/runs/teacher").registry_id
     assert np.isfinite(engine.score(load_annotated("sample").texts[:3]).probs).all()
+
+    registry_id = reg.load_registry("s3://distill/runs/teacher").registry_id
+
+    def cached_scores() -> dict:
+        listed = pafs.FileSelector(f"distill/runs/teacher/{CACHE}/{registry_id}", recursive=True)
+        return {i.path: i.mtime for i in s3.get_file_info(listed)
+                if "/scores/" in i.path and i.path.endswith(".parquet")}
+
+    scores = cached_scores()
+    assert sorted({p.split("/")[5][:7] for p in scores}) == ["corpus-", "gold"]
+    assert not list((tmp_path / "cache").rglob(CACHE)), "the probabilities were cached on this machine only"
+    monkeypatch.setenv("VALUECSV_CACHE", str(tmp_path / "another-machine"))
+    distill(load_distill_config(overrides={**settings, "registry": "s3://distill/runs/teacher",
+                                           "name": "second", "max_epochs": 1}))
+    assert cached_scores() == scores  # nothing scored again
+    assert reg.load_registry("s3://distill/runs/teacher/students/second").manifest["registry_id"]

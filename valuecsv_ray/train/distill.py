@@ -13,16 +13,18 @@
    much to test (held out), the rest to train. Corpus texts equal to an annotated one are left out.
 3. One Ray Train run (`distill_worker.train_student`, DDP over `num_workers`) fits the student on
    the ensemble's probabilities (and the gold labels, `gold_weight`), then fits its temperatures
-   and thresholds to the ensemble and measures it on held-out text.
+   and thresholds to the ensemble and measures it on held-out text. The train part reaches the
+   workers as a Ray Data dataset (`distill_worker.train_dataset`), tokenized once, each worker
+   streaming its shard.
 4. The student is written as a registry of its own (mode multilabel, its backbone, the teacher's
    registry id, per value its gold metrics beside the ensemble's and its agreement) under
    REGISTRY/students/NAME, next to the evaluators (`registry.students`).
 
-A registry on object storage (s3://, gs://) teaches from its local cache copy; the student's Ray
-Train checkpoints go to REGISTRY_URI/students/NAME/_ray (every node reaches them), and the finished
-student is published to REGISTRY_URI/students/NAME, where `evaluators: student` finds it. The
-teacher's cached probabilities stay in the local cache copy (a student made on another machine
-scores the texts again).
+A registry on object storage (s3://, gs://) teaches from its local cache copy; the teacher's
+probabilities are cached at REGISTRY_URI/distill_cache/<registry id>/ (the audit writes there, so a
+student made on another machine reuses them too), the student's Ray Train checkpoints go to
+REGISTRY_URI/students/NAME/_ray (every node reaches them), and the finished student is published
+to REGISTRY_URI/students/NAME, where `evaluators: student` finds it.
 """
 
 from __future__ import annotations
@@ -36,11 +38,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from valuecsv_ray.audit.schema import prob_columns
+from valuecsv_ray.backbone import load_tokenizer
 from valuecsv_ray.config import TRAIN_RUNTIME_KEYS, DistillConfig, load_audit_config
 from valuecsv_ray.errors import ValuecsvError
 from valuecsv_ray.parts import row_hashes
@@ -48,9 +50,9 @@ from valuecsv_ray.registry import manifest as reg
 from valuecsv_ray.registry.store import publish_registry
 from valuecsv_ray.registry.students import STUDENTS, student_location, student_summary
 from valuecsv_ray.settings import runtime_keys
-from valuecsv_ray.storage import is_uri, join, read_json, read_parquet
+from valuecsv_ray.storage import is_file, is_uri, join, read_json, read_parquet, write_table
 from valuecsv_ray.train.annotated import load_annotated
-from valuecsv_ray.train.distill_worker import PARTS, StudentSpec, train_student
+from valuecsv_ray.train.distill_worker import PARTS, TRAIN_DATASET, StudentSpec, train_dataset, train_student
 from valuecsv_ray.train.worker import FINAL_DIR, RESULT_FILE
 
 log = logging.getLogger(__name__)
@@ -94,24 +96,35 @@ def teacher_probabilities(cfg: DistillConfig, teacher: reg.Registry) -> dict[str
     audit path; cached, so scored once per registry and corpus)."""
     from valuecsv_ray.audit.paths import expand_inputs
 
-    cache = teacher.path / CACHE / teacher.registry_id
+    cache = cache_location(cfg, teacher)
     texts, labels, parts = annotated_texts(cfg, teacher)
-    gold_file = cache / "gold_texts.parquet"
-    if not gold_file.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.table({"id": [f"gold-{i}" for i in range(len(texts))], "text": texts,
-                                 "model": ["annotated"] * len(texts)}), gold_file)
-    gold = _scored(cfg, teacher, [str(gold_file)], cache / "gold", _OWN_COLUMNS)
+    gold_file = join(cache, "gold_texts.parquet")
+    if not is_file(gold_file):
+        write_table(pa.table({"id": [f"gold-{i}" for i in range(len(texts))], "text": texts,
+                              "model": ["annotated"] * len(texts)}), gold_file)
+    gold = _scored(cfg, teacher, [gold_file], join(cache, "gold"), _OWN_COLUMNS)
     gold = gold.assign(part=parts[gold["row_id"].str.slice(5).astype(int).to_numpy()])
     gold_labels = labels[gold["row_id"].str.slice(5).astype(int).to_numpy()]
     frames = {"gold": gold.assign(**{f"gold_{j}": gold_labels[:, j] for j in range(labels.shape[1])})}
     if cfg.corpus:
         paths = expand_inputs(list(cfg.corpus))
         key = _corpus_key(paths, cfg)
-        frames["corpus"] = _scored(cfg, teacher, paths, cache / f"corpus-{key}", {})
+        frames["corpus"] = _scored(cfg, teacher, paths, join(cache, f"corpus-{key}"), {})
     if cfg.window_pieces:
         frames["pieces"] = _scored_pieces(cfg, teacher, cache, frames)
     return frames
+
+
+def cache_location(cfg: DistillConfig, teacher: reg.Registry) -> str:
+    """Where the teacher's probabilities are cached: REGISTRY/distill_cache/<registry id>, at the
+    registry's own location (`_own_location`)."""
+    return join(_own_location(cfg, teacher), CACHE, teacher.registry_id)
+
+
+def _own_location(cfg: DistillConfig, teacher: reg.Registry) -> str:
+    """The teacher where every machine finds it: its URI (not this machine's cache copy of it), else
+    its folder. The cached audits record it, so a second machine resumes them."""
+    return cfg.registry if is_uri(cfg.registry) else str(teacher.path)
 
 
 def window_pieces(text: str, width: int) -> list[str]:
@@ -132,7 +145,7 @@ def corpus_parts(row_ids: pd.Series, holdout: float) -> np.ndarray:
     return np.select([hashed < holdout, hashed < 2 * holdout], ["test", "validation"], "train")
 
 
-def _scored_pieces(cfg: DistillConfig, teacher: reg.Registry, cache: Path,
+def _scored_pieces(cfg: DistillConfig, teacher: reg.Registry, cache: str,
                    frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Window-sized pieces of the training texts (annotated train part, corpus train rows), scored
     by the ensemble: a piece is one window, so its probability is the ensemble's window probability,
@@ -147,10 +160,10 @@ def _scored_pieces(cfg: DistillConfig, teacher: reg.Registry, cache: Path,
         ids += [f"piece-{row_id}-{k}" for k in range(len(pieces))]
         texts += pieces
     key = hashlib.sha256("\0".join(ids + texts).encode()).hexdigest()[:12]
-    source = cache / f"pieces-{key}.parquet"
-    if not source.is_file():
-        pq.write_table(pa.table({"id": ids, "text": texts, "model": ["piece"] * len(ids)}), source)
-    return _scored(cfg, teacher, [str(source)], cache / f"pieces-{key}", _OWN_COLUMNS)
+    source = join(cache, f"pieces-{key}.parquet")
+    if not is_file(source):
+        write_table(pa.table({"id": ids, "text": texts, "model": ["piece"] * len(ids)}), source)
+    return _scored(cfg, teacher, [source], join(cache, f"pieces-{key}"), _OWN_COLUMNS)
 
 
 def annotated_texts(cfg: DistillConfig, teacher: reg.Registry) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -174,7 +187,7 @@ def annotated_texts(cfg: DistillConfig, teacher: reg.Registry) -> tuple[list[str
     return list(data.texts), np.asarray(data.labels, dtype=np.float32), parts
 
 
-def _scored(cfg: DistillConfig, teacher: reg.Registry, inputs: list[str], out: Path,
+def _scored(cfg: DistillConfig, teacher: reg.Registry, inputs: list[str], out: str,
             spec: dict) -> pd.DataFrame:
     """row_id, text and p_<value> of every scorable row of `inputs`, scored by the teacher through
     the audit (resumed from, or reused in, `out`)."""
@@ -182,14 +195,14 @@ def _scored(cfg: DistillConfig, teacher: reg.Registry, inputs: list[str], out: P
 
     input_spec = {**{k: v for k, v in cfg.to_dict().items() if k in _INPUT_KEYS}, **spec}
     audit = load_audit_config(overrides={
-        "inputs": inputs, "registry": str(teacher.path), "out": str(out), "actors": cfg.teacher_actors,
+        "inputs": inputs, "registry": _own_location(cfg, teacher), "out": out, "actors": cfg.teacher_actors,
         "cpus_per_actor": cfg.cpus_per_actor, "batch_size": cfg.teacher_batch_size, **input_spec})
     started = time.perf_counter()
     summary = score_corpus(audit, teacher)
     log.info("teacher probabilities in %s: %d rows scored (%d quarantined) in %.1f s", out,
              summary["rows_scored"], summary["rows_quarantined"], time.perf_counter() - started)
     columns = ["row_id", *prob_columns(teacher.taxonomy)]
-    scored = read_parquet(str(out / "scores"), columns)
+    scored = read_parquet(join(out, "scores"), columns)
     if scored is None:  # no row scored: no text longer than a window, or an empty corpus
         return pd.DataFrame(columns=[*columns, "text"])
     probs = scored.to_pandas()
@@ -247,8 +260,12 @@ def student_spec(cfg: DistillConfig, teacher: reg.Registry, frames: dict[str, pd
 def _fit(cfg: DistillConfig, path: Path, spec: StudentSpec) -> tuple[Path, dict]:
     storage = (join(student_location(cfg.registry, cfg.name), "_ray") if is_uri(cfg.registry)
                else str((path / "_ray").resolve()))
+    started = time.perf_counter()
+    data = train_dataset(spec, load_tokenizer(cfg.hparams.backbone))
+    log.info("train part: %d rows tokenized into the object store in %.1f s", data.count(),
+             time.perf_counter() - started)
     trainer = TorchTrainer(
-        train_student, train_loop_config=spec.to_config(),
+        train_student, train_loop_config=spec.streamed().to_config(), datasets={TRAIN_DATASET: data},
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
                                      resources_per_worker=cfg.worker_resources()),
         run_config=RunConfig(name=f"student-{cfg.name}", storage_path=storage,
@@ -273,7 +290,7 @@ def _job_record(cfg: DistillConfig, teacher: reg.Registry, counts: dict) -> dict
         "data": {"source": f"distilled from {teacher.registry_id}",
                  "sha256": teacher.manifest["data"]["sha256"],
                  "n_samples": sum(sum(c.values()) for c in counts.values()), "corpus": list(cfg.corpus),
-                 "cache": str(teacher.path / CACHE / teacher.registry_id)},
+                 "cache": cache_location(cfg, teacher)},
         "split": {"seed": teacher.manifest["split"]["seed"], "counts": counts,
                   "holdout_fraction": cfg.holdout_fraction},
         "versions": reg.versions(), "created": time.time(),

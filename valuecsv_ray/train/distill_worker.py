@@ -5,10 +5,13 @@
 The same loop as the evaluators' (`worker.py`): data-parallel over the workers (DDP), an epoch per
 `ray.train.report` with a checkpoint (a dead worker restarts from it), early stopping on the
 validation loss; the targets are the ensemble's calibrated probabilities mixed with the gold
-labels where a text has them (`distill_eval.SoftTargetLoss`). Rank 0 then restores the best epoch,
-fits temperatures and thresholds to the ensemble and measures the agreement on held-out text
-(`distill_eval.evaluate_student`), and reports a `final/` HF folder (a multi-label model, as in a
-`mode: multilabel` registry) plus `result.json`.
+labels where a text has them (`distill_eval.SoftTargetLoss`). The train part, which grows with the
+corpus, reaches the workers through Ray Data (`train_dataset`: tokenized once on the cluster; each
+worker streams its equal shard, `ray.train.get_dataset_shard`), not through the run's config; the
+validation and test parts (held out, a share of the corpus) travel in the config. Rank 0 then
+restores the best epoch, fits temperatures and thresholds to the ensemble and measures the
+agreement on held-out text (`distill_eval.evaluate_student`), and reports a `final/` HF folder (a
+multi-label model, as in a `mode: multilabel` registry) plus `result.json`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ import os
 import socket
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import ray.data
 import ray.train
 import ray.train.torch
 import torch
@@ -34,6 +40,7 @@ from valuecsv_ray.train.distill_eval import Part, SoftTargetLoss, evaluate_stude
 from valuecsv_ray.train.evaluate import WindowRule
 from valuecsv_ray.train.loop import (
     encode,
+    host_batch,
     make_optimizer,
     precision_name,
     resolve_precision,
@@ -48,6 +55,9 @@ from valuecsv_ray.train.worker import (
 )
 
 PARTS = ("train", "validation", "test")
+TRAIN_DATASET = "train"  # the Ray Data dataset whose shards the workers stream
+SHUFFLE_BATCHES = 32  # a worker's local shuffle buffer, in batches (rows are shuffled once before)
+BLOCK_ROWS = 2048  # rows per block of the train dataset (a tokenizing task each)
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class StudentSpec:
     gold_weight: float  # share of the gold term in the loss on texts with gold labels
     hparams: Hyperparameters
     teacher_temperatures: list[float] | None = None  # set: learn sigmoid(T x logit(p)), p before scaling
+    train_rows: int | None = None  # set: the train part is a Ray Data dataset of this many rows
 
     def to_config(self) -> dict:
         return {**asdict(self), "hparams": asdict(self.hparams)}
@@ -85,6 +96,40 @@ class StudentSpec:
             teacher = (1 / (1 + np.exp(-margins))).astype(np.float32)
         return np.concatenate([teacher, part.gold], axis=1)
 
+    def streamed(self) -> StudentSpec:
+        """This spec for the workers: the train part left out (it travels as `train_dataset`)."""
+        return replace(self, texts={**self.texts, "train": []}, teacher={**self.teacher, "train": []},
+                       gold={**self.gold, "train": []}, train_rows=len(self.texts["train"]))
+
+
+def train_dataset(spec: StudentSpec, tokenizer) -> ray.data.Dataset:
+    """The train part as the Ray Data dataset the workers shard: rows in a seeded random order,
+    tokenized once on the cluster (a task per block, not every worker all of it) and materialized
+    in the object store (spilled to disk when large), so that no read task waits for the CPUs the
+    workers hold. Columns: input_ids (token ids, not padded) and targets (the ensemble's
+    probabilities, then the gold labels or NaN: `spec.targets`)."""
+    part = spec.part("train")
+    targets = spec.targets(part)
+    order = np.random.default_rng(spec.hparams.seed).permutation(len(part.texts))
+    blocks = [pd.DataFrame({"text": [part.texts[i] for i in rows], "targets": list(targets[rows])})
+              for rows in np.array_split(order, max(1, math.ceil(len(order) / BLOCK_ROWS)))]
+    return ray.data.from_pandas(blocks).map_batches(
+        _encode_rows, fn_kwargs={"tokenizer": tokenizer, "max_length": spec.hparams.max_length},
+        batch_format="pandas", batch_size=None).materialize()
+
+
+def _encode_rows(batch: pd.DataFrame, tokenizer, max_length: int) -> pd.DataFrame:
+    ids = encode(tokenizer, batch["text"].tolist(), max_length)
+    return pd.DataFrame({"input_ids": [np.asarray(x, dtype=np.int32) for x in ids],
+                         "targets": list(np.stack(batch["targets"].to_numpy()).astype(np.float32))})
+
+
+def _host_batch(batch: dict[str, np.ndarray], pad_id: int, pin: bool) -> dict[str, torch.Tensor]:
+    """A batch of the train dataset as `host_batch` makes an in-memory one: padded on the CPU, with
+    its targets (pinned when `pin`)."""
+    targets = np.stack(list(batch["targets"])).astype(np.float32)
+    return host_batch(batch["input_ids"], np.arange(len(targets)), pad_id, targets, pin)
+
 
 def train_student(config: dict) -> None:
     """Ray Train loop for a student; `config` is `StudentSpec.to_config()`."""
@@ -97,14 +142,15 @@ def train_student(config: dict) -> None:
     torch.manual_seed(hp.seed)
     tokenizer, model = load_backbone(hp.backbone, len(spec.value_ids), True)
     parts = {name: spec.part(name) for name in PARTS}
-    ids = {name: encode(tokenizer, parts[name].texts, hp.max_length) for name in ("train", "validation")}
-    targets = {name: spec.targets(parts[name]) for name in ("train", "validation")}
+    ids = {"validation": encode(tokenizer, parts["validation"].texts, hp.max_length)}
+    targets = {"validation": spec.targets(parts["validation"])}
+    shard = ray.train.get_dataset_shard(TRAIN_DATASET)  # an equal share of spec.train_rows
     device = ray.train.torch.get_device()
     amp_dtype = resolve_precision(hp.precision, device)
     model = ray.train.torch.prepare_model(model)
     core = getattr(model, "module", model)
     optimizer = make_optimizer(model.parameters(), hp.learning_rate, hp.weight_decay, device)
-    steps = math.ceil(len(targets["train"]) // world / hp.batch_size) * hp.max_epochs
+    steps = math.ceil(spec.train_rows // world / hp.batch_size) * hp.max_epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * steps), steps)
     progress, best_state = Progress(), None
     if checkpoint := ray.train.get_checkpoint():
@@ -116,8 +162,15 @@ def train_student(config: dict) -> None:
     progress.attempts.append({"start_epoch": progress.epoch, "at": time.time(), "pid": os.getpid(),
                               "node": socket.gethostname(), "precision": precision_name(amp_dtype)})
     loss_fn, pad_id = SoftTargetLoss(len(spec.value_ids), spec.gold_weight), tokenizer.pad_token_id
+    make = partial(_host_batch, pad_id=pad_id, pin=device.type == "cuda")
+
+    def train_batches(epoch: int) -> tuple:
+        return shard.iter_batches(batch_size=hp.batch_size, batch_format="numpy",
+                                  local_shuffle_buffer_size=SHUFFLE_BATCHES * hp.batch_size,
+                                  local_shuffle_seed=hp.seed + epoch), make
+
     best_state = run_epochs("student", model, core, ids, targets, hp, optimizer, scheduler, loss_fn, device,
-                            pad_id, amp_dtype, progress, best_state, rank, world)
+                            pad_id, amp_dtype, progress, best_state, rank, world, train_batches)
     core.load_state_dict(best_state)
     _finish(spec, core, tokenizer, parts, progress, device, rank)
 

@@ -15,10 +15,11 @@ thread (`Prefetcher`) and copied asynchronously, and losses stay on the device u
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
@@ -190,19 +191,39 @@ def train_epoch(
     *,
     amp_dtype: torch.dtype | None = None,
 ) -> EpochStats:
-    """One pass over `order` (indices into ids/targets), the forward under `amp_dtype` autocast.
+    """One pass over `order` (indices into ids/targets, `batch_size` at a time): `train_pass`."""
+    make = partial(host_batch, ids, pad_id=pad_id, targets=targets, pin=device.type == "cuda")
+    return train_pass(model, chunks(order, batch_size), make, optimizer, scheduler, loss_fn, device,
+                      amp_dtype=amp_dtype)
 
-    Losses are kept as device tensors and read once at the end, so no step waits for the GPU;
-    the seconds include that final wait, so samples / seconds is the real throughput."""
+
+def train_pass(
+    model: nn.Module,
+    items: Iterable,
+    make: Callable[[Any], dict[str, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    loss_fn: WeightedLoss,
+    device: torch.device,
+    *,
+    amp_dtype: torch.dtype | None = None,
+) -> EpochStats:
+    """One training pass: a step on `make(item)` (a host batch with its "targets") for each of
+    `items` (index chunks of in-memory rows, or batches of a Ray Data shard), the forward under
+    `amp_dtype` autocast.
+
+    Batches are made by a background thread (`Prefetcher`); losses are kept as device tensors and
+    read once at the end, so no step waits for the GPU; the seconds include that final wait, so
+    samples / seconds is the real throughput."""
     model.train()
     started = time.perf_counter()
     loss_fn = loss_fn.to(device)
-    make = partial(host_batch, ids, pad_id=pad_id, targets=targets, pin=device.type == "cuda")
-    losses = []
-    with Prefetcher(chunks(order, batch_size), make, device=device) as batches:
+    losses, samples = [], 0
+    with Prefetcher(items, make, device=device) as batches:
         for host in batches:
             batch = to_device(host, device)
             batch_targets = batch.pop("targets")
+            samples += len(batch_targets)
             loss = loss_fn(_forward(model, batch, amp_dtype), batch_targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -211,7 +232,7 @@ def train_epoch(
             scheduler.step()
             losses.append(loss.detach())
     step_losses = torch.stack(losses).cpu().tolist() if losses else []
-    return EpochStats(step_losses, len(order), time.perf_counter() - started)
+    return EpochStats(step_losses, samples, time.perf_counter() - started)
 
 
 @torch.no_grad()

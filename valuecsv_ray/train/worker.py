@@ -19,6 +19,7 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from valuecsv_ray.train.loop import (
     resolve_precision,
     tf32_matmuls,
     train_epoch,
+    train_pass,
 )
 
 MULTILABEL = "multilabel"
@@ -140,14 +142,24 @@ def train_evaluator(config: dict) -> None:
 
 def run_epochs(label: str, model, core, ids: dict, targets: dict, hp: Hyperparameters, optimizer,
                scheduler, loss_fn, device, pad_id: int, amp_dtype, progress: Progress,
-               best_state: dict | None, rank: int, world: int) -> dict:
+               best_state: dict | None, rank: int, world: int,
+               train_batches: Callable[[int], tuple[Iterable, Callable]] | None = None) -> dict:
     """Epochs until max_epochs or early stopping (validation loss over all ranks), a checkpoint per
-    epoch; returns the best weights. Shared by the evaluators and the distilled student."""
+    epoch; returns the best weights. Shared by the evaluators and the distilled student.
+
+    The training pass reads ids["train"] and targets["train"] (a permutation per epoch, this rank's
+    share), or, with `train_batches`, the `(items, make)` it gives for an epoch (`train_pass`): the
+    student streams its Ray Data shard. Validation stays in memory (`ids`, `targets`)."""
     while progress.epoch < hp.max_epochs and progress.bad_epochs < hp.patience:
-        rng = np.random.default_rng(hp.seed + progress.epoch)
-        order = _shard(rng.permutation(len(targets["train"])), rank, world, equal=True)
-        stats = train_epoch(model, ids["train"], targets["train"], order, hp.batch_size, optimizer,
-                            scheduler, loss_fn, device, pad_id, amp_dtype=amp_dtype)
+        if train_batches is None:
+            rng = np.random.default_rng(hp.seed + progress.epoch)
+            order = _shard(rng.permutation(len(targets["train"])), rank, world, equal=True)
+            stats = train_epoch(model, ids["train"], targets["train"], order, hp.batch_size, optimizer,
+                                scheduler, loss_fn, device, pad_id, amp_dtype=amp_dtype)
+        else:
+            items, make = train_batches(progress.epoch)
+            stats = train_pass(model, items, make, optimizer, scheduler, loss_fn, device,
+                               amp_dtype=amp_dtype)
         summary = _epoch_summary(stats)
         val_idx = _shard(np.arange(len(targets["validation"])), rank, world, equal=False)
         logits = predict_logits(core, ids["validation"], val_idx, hp.batch_size, device, pad_id,
