@@ -57,12 +57,16 @@ def test_student_parts_with_and_without_a_corpus(with_corpus):
     frames = {"gold": _frame("gold", 10, ["train"] * 6 + ["validation"] * 2 + ["test"] * 2, gold=True)}
     if with_corpus:
         frames["corpus"] = _frame("c", 200)
+        frames["corpus"].loc[[5, 50, 150], "text"] = ["gold文本1", "gold文本8", "gold文本9"]  # annotated
         frames["pieces"] = _frame("piece", 30)
-    spec, counts = student_spec(cfg, TEACHER, frames)
+    spec, counts, left_out = student_spec(cfg, TEACHER, frames)
     n = {p: len(spec.texts[p]) for p in spec.texts}
     assert n == {p: sum(counts[p].values()) for p in counts}
     assert counts["train"]["annotated"] == 6 and counts["test"]["annotated"] == 2
+    assert left_out == {"corpus_equal_to_annotated": 3 if with_corpus else 0}
     if with_corpus:
+        assert sum(counts[p]["corpus"] for p in counts) == 197
+        assert not {"gold文本1", "gold文本8", "gold文本9"} & set(spec.texts["train"][6:])
         assert counts["train"]["pieces"] == 30 and counts["test"]["corpus"] > 0
         assert np.isnan(np.asarray(spec.gold["train"])[6:]).all()  # corpus and pieces: no gold label
     assert not np.isnan(np.asarray(spec.gold["train"])[:6]).any()
@@ -77,12 +81,12 @@ def test_raw_targets_undo_the_ensembles_temperature_and_keep_its_order():
     squashed = np.tile(0.49 + 0.002 * np.arange(10)[:, None], (1, 12))  # calibrated with T = 20
     frames["gold"][list(prob_columns(TAXONOMY))] = squashed
     raw = load_distill_config(overrides={"registry": "r", "raw_targets": True})
-    spec, _ = student_spec(raw, teacher, frames)
+    spec, *_ = student_spec(raw, teacher, frames)
     part = spec.part("train")
     targets = spec.targets(part)[:, :12]
     assert np.all(np.diff(targets[:, 0]) > 0)  # same order as the calibrated probabilities
     spread = part.teacher[:, 0].max() - part.teacher[:, 0].min()
     assert targets[:, 0].max() - targets[:, 0].min() > 10 * spread
     np.testing.assert_allclose(spec.part("test").teacher, frames["gold"][list(prob_columns(TAXONOMY))][8:])
-    plain, _ = student_spec(load_distill_config(overrides={"registry": "r"}), teacher, frames)
+    plain, *_ = student_spec(load_distill_config(overrides={"registry": "r"}), teacher, frames)
     np.testing.assert_allclose(plain.targets(plain.part("train"))[:, :12], part.teacher)

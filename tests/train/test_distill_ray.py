@@ -57,6 +57,7 @@ def test_student_is_a_registry_next_to_the_evaluators(distilled):
     held_out = counts["test"]["annotated"] + counts["test"]["corpus"]
     assert counts["test"]["corpus"] > 0 and counts["train"]["corpus"] > counts["test"]["corpus"]
     assert sum(sum(c.values()) for c in counts.values()) == 240 + 80
+    assert manifest["split"]["left_out"] == {"corpus_equal_to_annotated": 0}
     for ev in manifest["evaluators"].values():
         assert ev["agreement"]["n_texts"] == held_out and 0 <= ev["agreement"]["decision"] <= 1
         assert ev["metrics"]["n_test"] == counts["test"]["annotated"] == ev["ensemble_metrics"]["n_test"]

@@ -73,8 +73,8 @@ def distill(cfg: DistillConfig) -> Path | str:
     path = teacher.path / STUDENTS / cfg.name
     connect()
     frames = teacher_probabilities(cfg, teacher)
-    spec, counts = student_spec(cfg, teacher, frames)
-    job = _job_record(cfg, teacher, counts)
+    spec, counts, left_out = student_spec(cfg, teacher, frames)
+    job = _job_record(cfg, teacher, counts, left_out)
     reg.start_job(path, job)
     if reg.evaluator_done(path, "multilabel"):
         log.info("student %s is already trained; writing its manifest", path)
@@ -228,12 +228,14 @@ def _corpus_key(paths: list[str], cfg: DistillConfig) -> str:
 
 
 def student_spec(cfg: DistillConfig, teacher: reg.Registry, frames: dict[str, pd.DataFrame]
-                 ) -> tuple[StudentSpec, dict]:
-    """The student's parts (texts, teacher probabilities, gold labels or NaN) and their counts."""
+                 ) -> tuple[StudentSpec, dict, dict]:
+    """The student's parts (texts, teacher probabilities, gold labels or NaN), their counts, and the
+    rows left out of them, counted by reason."""
     value_ids = list(teacher.taxonomy.ids)
     gold = frames["gold"]
     corpus = frames.get("corpus", pd.DataFrame(columns=["row_id", "text"]))
-    corpus = corpus[~corpus["text"].isin(set(gold["text"]))]  # no held-out annotated text in train
+    annotated = corpus["text"].isin(set(gold["text"]))
+    corpus = corpus[~annotated]  # no held-out annotated text in train
     corpus = corpus.assign(part=corpus_parts(corpus["row_id"], cfg.holdout_fraction))
     pieces = frames.get("pieces", pd.DataFrame(columns=["row_id", "text"])).assign(part="train")
     probs = list(prob_columns(teacher.taxonomy))
@@ -253,8 +255,9 @@ def student_spec(cfg: DistillConfig, teacher: reg.Registry, frames: dict[str, pd
     spec = StudentSpec(value_ids=value_ids, texts=texts, teacher=teacher_p, gold=gold_y,
                        teacher_thresholds=thresholds, gold_weight=cfg.gold_weight, hparams=cfg.hparams,
                        teacher_temperatures=temperatures if cfg.raw_targets else None)
-    log.info("student parts: %s", counts)
-    return spec, counts
+    left_out = {"corpus_equal_to_annotated": int(annotated.sum())}
+    log.info("student parts: %s; left out: %s", counts, left_out)
+    return spec, counts, left_out
 
 
 def _fit(cfg: DistillConfig, path: Path, spec: StudentSpec) -> tuple[Path, dict]:
@@ -279,7 +282,7 @@ def _fit(cfg: DistillConfig, path: Path, spec: StudentSpec) -> tuple[Path, dict]
     return local / FINAL_DIR, json.loads((local / RESULT_FILE).read_text())
 
 
-def _job_record(cfg: DistillConfig, teacher: reg.Registry, counts: dict) -> dict:
+def _job_record(cfg: DistillConfig, teacher: reg.Registry, counts: dict, left_out: dict) -> dict:
     # how the teacher's scoring ran changes no result: left out, so a re-run may change it
     scoring_only = set(runtime_keys(DistillConfig)) - set(TRAIN_RUNTIME_KEYS)
     config = {**{k: v for k, v in cfg.to_dict().items() if k not in scoring_only}, "mode": "multilabel",
@@ -292,6 +295,6 @@ def _job_record(cfg: DistillConfig, teacher: reg.Registry, counts: dict) -> dict
                  "n_samples": sum(sum(c.values()) for c in counts.values()), "corpus": list(cfg.corpus),
                  "cache": cache_location(cfg, teacher)},
         "split": {"seed": teacher.manifest["split"]["seed"], "counts": counts,
-                  "holdout_fraction": cfg.holdout_fraction},
+                  "holdout_fraction": cfg.holdout_fraction, "left_out": left_out},
         "versions": reg.versions(), "created": time.time(),
     }
