@@ -103,8 +103,8 @@ def teacher_probabilities(cfg: DistillConfig, teacher: reg.Registry) -> dict[str
         write_table(pa.table({"id": [f"gold-{i}" for i in range(len(texts))], "text": texts,
                               "model": ["annotated"] * len(texts)}), gold_file)
     gold = _scored(cfg, teacher, [gold_file], join(cache, "gold"), _OWN_COLUMNS)
-    gold = gold.assign(part=parts[gold["row_id"].str.slice(5).astype(int).to_numpy()])
-    gold_labels = labels[gold["row_id"].str.slice(5).astype(int).to_numpy()]
+    rows = gold["row_id"].str.slice(5).astype(int).to_numpy()  # gold-<i>: row i of the annotated texts
+    gold, gold_labels = gold.assign(part=parts[rows]), labels[rows]
     frames = {"gold": gold.assign(**{f"gold_{j}": gold_labels[:, j] for j in range(labels.shape[1])})}
     if cfg.corpus:
         paths = expand_inputs(list(cfg.corpus))
